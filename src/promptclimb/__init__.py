@@ -1,0 +1,1 @@
+"""promptclimb: LLMs as black-box optimizers of prompts for vision-language models."""

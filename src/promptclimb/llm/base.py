@@ -1,0 +1,134 @@
+"""The ChatLLM protocol: one request in, one or more reply texts out, with token counts.
+
+A request carries both a chat form (``messages``) and, optionally, a raw-text form
+(``completion_prompt``): capable chat models use the first, weak local models do far better
+continuing a list in the second (see OFFLINE.md). ``shape="template_line"`` asks the backend to
+force one line with exactly one ``{}`` where it can (a llama.cpp grammar).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal, Protocol, runtime_checkable
+
+Role = Literal["system", "user", "assistant"]
+Shape = Literal["free", "template_line"]
+
+
+@dataclass(frozen=True)
+class Message:
+    role: Role
+    content: str
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    messages: tuple[Message, ...]
+    temperature: float = 1.0
+    max_tokens: int = 256
+    n: int = 1
+    seed: int | None = None
+    shape: Shape = "free"
+    completion_prompt: str | None = None
+    stop: tuple[str, ...] = ()
+    # Position in the run (not part of the cache key): lets a scripted LLM answer in order,
+    # also when the calls before it were replayed from the store.
+    call_number: int = field(default=0, compare=False)
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.pop("call_number")
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> ChatRequest:
+        d = dict(d)
+        d["messages"] = tuple(Message(**m) for m in d["messages"])
+        d["stop"] = tuple(d.get("stop", ()))
+        return cls(**d)
+
+    def key(self, model: str) -> str:
+        """Hash of everything that determines the reply (the model name included)."""
+        blob = json.dumps({"model": model, **self.to_json()}, sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+    def with_message(self, role: Role, content: str) -> ChatRequest:
+        from dataclasses import replace
+
+        return replace(self, messages=(*self.messages, Message(role, content)))
+
+
+@dataclass(frozen=True)
+class ChatReply:
+    texts: tuple[str, ...]
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    model: str = ""
+    cached: bool = False
+    latency_s: float = 0.0
+    finish_reasons: tuple[str, ...] = ()
+
+    @property
+    def text(self) -> str:
+        return self.texts[0] if self.texts else ""
+
+    @property
+    def tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> ChatReply:
+        d = dict(d)
+        d["texts"] = tuple(d["texts"])
+        d["finish_reasons"] = tuple(d.get("finish_reasons", ()))
+        return cls(**d)
+
+
+@runtime_checkable
+class ChatLLM(Protocol):
+    """Anything that answers chat requests. ``name`` is the registry name, used in cache keys."""
+
+    name: str
+
+    def chat(self, request: ChatRequest) -> ChatReply: ...
+
+
+class LLMError(RuntimeError):
+    """Base of every LLM failure. ``retryable`` says whether trying again may help."""
+
+    retryable = False
+
+
+class RetryableLLMError(LLMError):
+    """Rate limits, server errors, dropped connections, timeouts."""
+
+    retryable = True
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class LLMConfigError(LLMError):
+    """Bad setup found before any work: missing key, unknown model, unreachable URL, bad file."""
+
+
+class LLMReplyError(LLMError):
+    """The model answered with nothing usable (empty, truncated or malformed)."""
+
+
+class CacheMiss(LLMError):
+    """``--replay-only`` and the request is not in the cache."""
+
+
+class BudgetExhausted(Exception):
+    """A run budget (scorer queries, LLM calls, tokens, money) was reached: stop cleanly."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"budget reached: {what}")
+        self.what = what

@@ -1,0 +1,30 @@
+"""Tasks by name. A task factory is ``build(arg, *, shots, seed, data_root) -> Task``; a Task has
+``info: TaskInfo`` (what the proposer may see) and whatever its scorers need (images, splits)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+from promptclimb.registry import Registry
+from promptclimb.tasks.base import TaskInfo
+
+
+@runtime_checkable
+class Task(Protocol):
+    info: TaskInfo
+
+
+TASKS: Registry[Task] = Registry(
+    "task",
+    {
+        "demo": "promptclimb.tasks.demo:build",
+    },
+)
+
+
+def build_task(spec: str, *, shots: int, seed: int, data_root: Path | None = None) -> Task:
+    return TASKS.create(spec, shots=shots, seed=seed, data_root=data_root)
+
+
+__all__ = ["TASKS", "Task", "TaskInfo", "build_task"]
