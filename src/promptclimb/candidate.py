@@ -35,6 +35,10 @@ _TRAILING_SCORE_RE = re.compile(
     r"\s*(?:[-–—>:=|,]+\s*)?\(?\s*(?:score|acc(?:uracy)?)?\s*[:=]?\s*\d{1,3}(?:\.\d+)?\s*%?\s*\)?\s*$",
     re.IGNORECASE,
 )
+# Chatter before the template: "Sure! Here is a better template: a photo of a {}."
+_PREAMBLE_RE = re.compile(
+    r"^[^{}]*\b(?:template|prompt|here|answer|suggest\w*|try|option)\b[^{}:]*:\s*", re.IGNORECASE
+)
 _QUOTES = "\"'`“”‘’«»"
 _SPLITTERS = (re.compile(r"[\"“”`]\s*[,;|/]?\s*[\"“”`]"), re.compile(r"\s*(?:\|{1,2}|;|\s/\s)\s*"),
               re.compile(r",\s+(?=\S)"))
@@ -72,6 +76,7 @@ def _clean_line(line: str) -> str:
         before = s
         s = _BULLET_RE.sub("", s)
         s = _LABEL_RE.sub("", s)
+        s = _PREAMBLE_RE.sub("", s)
         s = s.strip().strip(_QUOTES).strip()
         if s == before:
             break

@@ -1,0 +1,256 @@
+"""The Proposer protocol: proposing candidates, kept apart from the search loop.
+
+A proposer is a set of generators ("streams"): each yields batches of Proposals and is sent back
+the Trials the Study made of them. Stream "pool" scores the starting pool and is shared; streams
+0..n_streams-1 are independent (the hill climber's restarts), so the Study may run them
+concurrently. Every proposal carries a position key that is the same on every run with the same
+seed, which is how a resumed run finds what it already scored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import string
+from collections.abc import Callable, Generator, Sequence
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from promptclimb.candidate import Candidate, CandidateRejected, Trial, TrialState, parse_template
+from promptclimb.llm.base import ChatReply, ChatRequest
+from promptclimb.tasks.base import TaskInfo
+
+ProposalStream = Generator[list["Proposal"], list[Trial], None]
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """A candidate to score (or a failed attempt to get one), with where it came from."""
+
+    key: str
+    candidate: Candidate | None
+    raw: str = ""
+    error: str | None = None
+    restart: int = 0
+    reset: int = 0
+    iteration: int = 0
+    exchange_id: int | None = None
+
+
+@dataclass(frozen=True)
+class LLMAnswer:
+    reply: ChatReply
+    exchange_id: int
+
+
+@dataclass
+class ProposerEnv:
+    """What the Study lends a proposer stream: the task, a seeded RNG, the LLM and the history."""
+
+    task: TaskInfo
+    seed: int
+    stream: int | str
+    rng: random.Random
+    chat: Callable[[ChatRequest], LLMAnswer]
+    history: Callable[[], list[Trial]]  # trials this stream may see: the pool and its own
+
+    def derived_seed(self, *parts: object) -> int:
+        """A request seed fixed by the run seed and the position, whatever the order of calls."""
+        h = hashlib.sha256(repr((self.seed, self.stream, *parts)).encode()).digest()
+        return int.from_bytes(h[:4], "big") & 0x7FFFFFFF
+
+    def scored(self) -> list[Trial]:
+        """Complete trials with a train score, one per template (first occurrence)."""
+        seen: set[str] = set()
+        out = []
+        for t in self.history():
+            if t.state is TrialState.COMPLETE and t.template and t.template not in seen:
+                seen.add(t.template)
+                out.append(t)
+        return out
+
+    def lookup(self, template: str) -> Trial | None:
+        return next((t for t in self.scored() if t.template == template), None)
+
+
+class PoolSettings(BaseModel):
+    """Where the starting pool comes from: the task's hand-written templates topped up from a
+    generic list, a file (one template a line), or the LLM."""
+
+    model_config = ConfigDict(extra="forbid")
+    source: str = Field("handwritten", pattern="^(handwritten|file|llm)$")
+    path: str | None = None
+    size: int = Field(20, ge=1, le=500)
+
+
+class ProposerSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    pool: PoolSettings = Field(default_factory=PoolSettings)  # type: ignore[arg-type]
+    temperature: float = Field(1.0, ge=0.0, le=2.0)
+    max_tokens: int = Field(64, ge=8, le=4096)
+    max_retries: int = Field(2, ge=0, le=10, description="corrective messages per failed reply")
+
+
+class Proposer:
+    """Base class: subclasses set ``name``, ``Settings`` and implement ``run_stream``."""
+
+    name: ClassVar[str] = ""
+    Settings: ClassVar[type[ProposerSettings]] = ProposerSettings
+    uses_llm: ClassVar[bool] = True
+
+    def __init__(self, settings: ProposerSettings | None = None) -> None:
+        self.settings = settings or self.Settings()
+
+    @classmethod
+    def from_options(cls, options: dict[str, Any]) -> Proposer:
+        return cls(cls.Settings.model_validate(options))
+
+    def n_streams(self) -> int:
+        return 1
+
+    def run_pool(self, env: ProposerEnv) -> ProposalStream:
+        """Score the starting pool. Hand-written and file pools need no LLM."""
+        templates = yield from self._pool_templates(env)
+        yield [Proposal(f"pool/{i}", c, raw=c.template) for i, c in enumerate(templates)]
+
+    def run_stream(self, env: ProposerEnv) -> ProposalStream:
+        return
+        yield  # pragma: no cover
+
+    def _pool_templates(self, env: ProposerEnv) -> Generator[list[Proposal], list[Trial], list[Candidate]]:
+        pool = self.settings.pool
+        if pool.source == "file":
+            return read_template_file(Path(pool.path or ""))[: pool.size]
+        if pool.source == "llm":
+            return (yield from self._llm_pool(env, pool.size))
+        seen: list[Candidate] = []
+        for text in (*env.task.handwritten_templates, *generic_templates()):
+            try:
+                c = parse_template(text)
+            except CandidateRejected:
+                continue
+            if c not in seen:
+                seen.append(c)
+        return seen[: pool.size]
+
+    def _llm_pool(self, env: ProposerEnv, size: int) -> Generator[list[Proposal], list[Trial], list[Candidate]]:
+        from promptclimb.candidate import parse_candidates
+
+        found: list[Candidate] = []
+        prompts = MetaPrompt.load("pool")
+        for attempt in range(size * 3):
+            if len(found) >= size:
+                break
+            shown = "\n".join(f"- {c.template}" for c in found[-10:]) or "- a photo of a {}."
+            text = prompts.render("user", **task_vars(env.task), examples=shown)
+            req = ChatRequest(
+                (prompts.message("system", **task_vars(env.task)), _user(text)),
+                temperature=self.settings.temperature, max_tokens=self.settings.max_tokens,
+                seed=env.derived_seed("pool", attempt), shape="template_line",
+                completion_prompt=prompts.render("completion", **task_vars(env.task), examples=shown),
+            )
+            answer = env.chat(req)
+            for c in parse_candidates(answer.reply.text).candidates:
+                if c not in found:
+                    found.append(c)
+        return found[:size]
+
+
+def _user(text: str) -> Any:
+    from promptclimb.llm.base import Message
+
+    return Message("user", text)
+
+
+def task_vars(task: TaskInfo, n_classes: int = 8) -> dict[str, str]:
+    names = list(task.class_names)
+    shown = ", ".join(names[:n_classes]) + (", ..." if len(names) > n_classes else "")
+    return {"task": task.name, "domain": task.description, "class_examples": shown,
+            "n_classes": str(len(names))}
+
+
+@cache
+def generic_templates() -> tuple[str, ...]:
+    text = resources.files("promptclimb.proposers").joinpath("generic_templates.txt").read_text()
+    return tuple(line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#"))
+
+
+def read_template_file(path: Path) -> list[Candidate]:
+    """One template a line (``promptclimb export`` writes best_templates.txt in this form)."""
+    if not path.is_file():
+        raise ValueError(f"template file {path} does not exist: give a file with one template a line")
+    out: list[Candidate] = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        try:
+            c = parse_template(line)
+        except CandidateRejected as err:
+            raise ValueError(f"{path}:{n}: {err}; fix or remove that line") from None
+        if c not in out:
+            out.append(c)
+    if not out:
+        raise ValueError(f"template file {path} holds no template: one a line, each with one {{}}")
+    return out
+
+
+class MetaPrompt:
+    """The words sent to the LLM, as data: ``meta_prompts/NAME.txt`` holds ``[section]`` blocks
+    with ``$placeholders`` (string.Template, so the literal ``{}`` of templates needs no escape)."""
+
+    def __init__(self, name: str, sections: dict[str, str]) -> None:
+        self.name = name
+        self.sections = sections
+
+    @classmethod
+    def load(cls, name: str) -> MetaPrompt:
+        return _load_meta_prompt(name)
+
+    def render(self, section: str, **values: object) -> str:
+        if section not in self.sections:
+            raise KeyError(f"meta-prompt {self.name}.txt has no [{section}] section")
+        return string.Template(self.sections[section]).substitute(
+            {k: str(v) for k, v in values.items()}).strip("\n")
+
+    def message(self, section: str, **values: object) -> Any:
+        from promptclimb.llm.base import Message
+
+        role = "system" if section == "system" else "user"
+        return Message(role, self.render(section, **values))
+
+
+@cache
+def _load_meta_prompt(name: str) -> MetaPrompt:
+    text = resources.files("promptclimb.proposers").joinpath(f"meta_prompts/{name}.txt").read_text()
+    sections: dict[str, str] = {}
+    current: str | None = None
+    for line in text.splitlines():
+        if line.startswith("[") and line.rstrip().endswith("]") and " " not in line.strip():
+            current = line.strip()[1:-1]
+            sections[current] = ""
+        elif line.startswith("#") and current is None:
+            continue
+        elif current is not None:
+            sections[current] += line + "\n"
+    return MetaPrompt(name, {k: v.strip("\n") + ("\n" if v.endswith("\n\n") else "")
+                             for k, v in sections.items()})
+
+
+def format_score(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f}%"
+
+
+def ranked(trials: Sequence[Trial]) -> list[Trial]:
+    """Best first: train score, then earlier trial (the documented tie rule)."""
+    return sorted(trials, key=lambda t: (-(t.train_score or 0.0), t.number))
+
+
+__all__ = [
+    "LLMAnswer", "MetaPrompt", "PoolSettings", "Proposal", "ProposalStream", "Proposer",
+    "ProposerEnv", "ProposerSettings", "format_score", "ranked", "read_template_file",
+]

@@ -1,0 +1,178 @@
+"""Conversational hill climbing, the method of Liu et al. (CVPR 2024).
+
+m restarts (independent streams), each with n resets; a reset opens a fresh conversation with the
+top-k (positive) and bottom-k (negative) templates seen so far, then runs k iterations: ask for
+new template(s), score them, reply with each score and whether it went up or down, ask again.
+Ablations: ``negatives=False`` (positive only), ``score_feedback=False`` (the LLM is never told a
+score), ``single_turn=True`` (each iteration is a fresh conversation with the updated lists).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field
+
+from promptclimb.candidate import Trial, TrialState, parse_candidates
+from promptclimb.llm.base import CacheMiss, ChatRequest, LLMConfigError, LLMError, Message
+from promptclimb.proposers.base import (
+    MetaPrompt,
+    Proposal,
+    ProposalStream,
+    Proposer,
+    ProposerEnv,
+    ProposerSettings,
+    format_score,
+    ranked,
+    task_vars,
+)
+
+
+class HillClimbSettings(ProposerSettings):
+    restarts: int = Field(3, ge=1, le=64, description="m: independent restarts")
+    resets: int = Field(2, ge=1, le=64, description="n: fresh conversations per restart")
+    iterations: int = Field(5, ge=1, le=100, description="k: suggestions per conversation")
+    per_iteration: int = Field(1, ge=1, le=10, description="templates asked for per iteration")
+    top_k: int = Field(10, ge=1, le=100, description="positive examples shown")
+    bottom_k: int = Field(10, ge=0, le=100, description="negative examples shown")
+    negatives: bool = True
+    score_feedback: bool = True
+    single_turn: bool = False
+
+
+class HillClimbProposer(Proposer):
+    name = "hill_climb"
+    Settings = HillClimbSettings
+    settings: HillClimbSettings
+
+    def __init__(self, settings: ProposerSettings | None = None, meta_prompt: str = "hill_climb"):
+        super().__init__(settings)
+        self.prompts = MetaPrompt.load(meta_prompt)
+
+    def n_streams(self) -> int:
+        return self.settings.restarts
+
+    # -- what is sent ---------------------------------------------------------------------
+    def _opening(self, env: ProposerEnv) -> tuple[list[Message], list[Trial]]:
+        s = self.settings
+        best_first = ranked(env.scored())
+        top = best_first[: s.top_k]
+        bottom = [t for t in reversed(best_first) if t not in top][: s.bottom_k] if s.negatives else []
+        values = self._vars(env)
+        negative_block = (
+            "\n" + self.prompts.render("negative_block", negative=self._listing(bottom)) + "\n"
+            if bottom else ""
+        )
+        start = self.prompts.render("start", **values, positive=self._listing(top),
+                                    negative_block=negative_block)
+        return [self.prompts.message("system", **values), Message("user", start)], top + bottom
+
+    def _vars(self, env: ProposerEnv) -> dict[str, Any]:
+        return {**task_vars(env.task), "n_new": self.settings.per_iteration}
+
+    def _listing(self, trials: list[Trial]) -> str:
+        if self.settings.score_feedback:
+            return "\n".join(f"- {t.template} ({format_score(t.train_score)})" for t in trials)
+        return "\n".join(f"- {t.template}" for t in trials)
+
+    def _completion(self, env: ProposerEnv, shown: list[Trial], tried: list[Trial]) -> str:
+        """The same state as a list to continue, worst to best, for models that can't chat."""
+        rows = {t.template: t for t in (*shown, *tried) if t.ok}
+        ordered = sorted(rows.values(), key=lambda t: (t.train_score or 0.0, -t.number))
+        return self.prompts.render("completion", **self._vars(env), lines=self._listing(ordered))
+
+    def _feedback(self, trial: Trial, previous: float | None) -> str:
+        t = {"template": trial.template or "", "score": format_score(trial.train_score),
+             "previous": format_score(previous), "error": trial.error or ""}
+        if trial.state is TrialState.FAILED:
+            return self.prompts.render("feedback_failed", **t)
+        if trial.state is TrialState.DUPLICATE:
+            return self.prompts.render("feedback_duplicate" if self.settings.score_feedback
+                                       else "feedback_plain", **t)
+        if not self.settings.score_feedback:
+            return self.prompts.render("feedback_plain", **t)
+        score, prev = trial.train_score or 0.0, previous or 0.0
+        section = "feedback_up" if score > prev else "feedback_down" if score < prev else "feedback_same"
+        return self.prompts.render(section, **t)
+
+    # -- the loop -------------------------------------------------------------------------
+    def run_stream(self, env: ProposerEnv) -> ProposalStream:
+        s = self.settings
+        for reset in range(s.resets):
+            if not env.scored():
+                yield [Proposal(f"r{env.stream}/n{reset}/start", None,
+                                error="no scored template to start from: the starting pool failed",
+                                restart=int(env.stream), reset=reset)]
+                return
+            convo, shown = self._opening(env)
+            tried: list[Trial] = []
+            previous = shown[0].train_score if shown else None
+            for it in range(s.iterations):
+                where = {"restart": int(env.stream), "reset": reset, "iteration": it}
+                key = f"r{env.stream}/n{reset}/k{it}"
+                convo, reply, proposals = self._ask(env, convo, shown, tried, key, where)
+                trials = yield proposals
+                if not reply:
+                    continue  # recorded as a failed trial; the conversation carries the correction
+                tried.extend(trials)
+                notes = []
+                for trial in trials:
+                    notes.append(self._feedback(trial, previous))
+                    if trial.state is TrialState.COMPLETE:
+                        previous = trial.train_score
+                if s.single_turn:
+                    convo, shown = self._opening(env)
+                else:
+                    ask = self.prompts.render("ask", **self._vars(env))
+                    convo = [*convo, Message("assistant", reply), Message("user", "\n".join([*notes, ask]))]
+
+    def _ask(
+        self, env: ProposerEnv, convo: list[Message], shown: list[Trial], tried: list[Trial],
+        key: str, where: dict[str, int],
+    ) -> tuple[list[Message], str, list[Proposal]]:
+        """One iteration's request, with corrective retries. Returns the conversation as it
+        stands, the usable reply text ('' if none) and the proposals to score."""
+        s = self.settings
+        reason, raw, exchange_id = "no reply", "", None
+        for attempt in range(s.max_retries + 1):
+            request = ChatRequest(
+                tuple(convo), temperature=s.temperature, max_tokens=s.max_tokens,
+                seed=env.derived_seed(key, attempt), shape="template_line",
+                completion_prompt=self._completion(env, shown, tried),
+            )
+            try:
+                answer = env.chat(request)
+            except (LLMConfigError, CacheMiss):
+                raise
+            except LLMError as err:
+                reason = f"LLM error: {err}"
+                break
+            raw, exchange_id = answer.reply.text, answer.exchange_id
+            parsed = parse_candidates(raw, limit=s.per_iteration)
+            if parsed.candidates:
+                return convo, raw, [
+                    Proposal(f"{key}/c{j}", c, raw=raw, exchange_id=exchange_id, **where)
+                    for j, c in enumerate(parsed.candidates)
+                ]
+            reason = parsed.reason
+            convo = [*convo, Message("assistant", raw),
+                     self.prompts.message("corrective", reason=reason)]
+        return convo, "", [Proposal(f"{key}/failed", None, raw=raw, error=reason,
+                                    exchange_id=exchange_id, **where)]
+
+
+def build(arg: str, *, options: dict[str, Any]) -> HillClimbProposer:
+    del arg
+    return HillClimbProposer(HillClimbSettings.model_validate(options))
+
+
+def _preset(**preset: Any) -> Any:
+    def factory(arg: str, *, options: dict[str, Any]) -> HillClimbProposer:
+        return build(arg, options={**preset, **options})
+
+    return factory
+
+
+build_positive_only = _preset(negatives=False)
+build_no_score_feedback = _preset(score_feedback=False)
+build_single_turn = _preset(single_turn=True)

@@ -1,0 +1,341 @@
+"""The Study owns the loop: ask the proposer, score, record, tell; with the seed and the budget.
+
+Every trial and LLM exchange is written to the store as it happens. A resumed Study replays the
+proposer from the start with the same seed: trials already in the store are found by position
+key and LLM replies by request hash, so nothing recorded is redone and the run continues where
+it stopped. Independent streams (restarts) may run in threads (``n_jobs``) against remote LLMs.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections import defaultdict, deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from typing import Any
+
+from promptclimb.candidate import Score, Trial, TrialState
+from promptclimb.llm.base import BudgetExhausted, ChatLLM, ChatReply, ChatRequest, LLMConfigError, LLMError
+from promptclimb.llm.cache import CachedLLM, LLMCache
+from promptclimb.proposers.base import LLMAnswer, Proposal, ProposalStream, Proposer, ProposerEnv
+from promptclimb.selection import BestTrainSelector, Selector
+from promptclimb.store import RunStore, StoreError
+from promptclimb.tasks.base import TaskInfo
+from promptclimb.vlm.base import Scorer, ScorerConfigError
+
+Callback = Callable[["Study", Trial], None]
+POOL = "pool"
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Limits; the run stops cleanly at the first one reached. None = no limit."""
+
+    scorer_queries: int | None = None
+    llm_calls: int | None = None
+    llm_tokens: int | None = None
+    cost_usd: float | None = None
+
+
+@dataclass
+class Usage:
+    scorer_queries: int = 0
+    llm_calls: int = 0
+    llm_tokens: int = 0
+    cost_usd: float = 0.0
+
+
+@dataclass(frozen=True)
+class StudyResult:
+    best: Trial | None
+    ranking: tuple[Trial, ...]
+    test_score: Score | None
+    stopped_by: str | None
+    usage: Usage
+
+
+class Study:
+    def __init__(
+        self,
+        *,
+        store: RunStore,
+        proposer: Proposer,
+        scorer: Scorer,
+        task: TaskInfo,
+        llm: ChatLLM | None = None,
+        seed: int = 0,
+        budget: Budget | None = None,
+        callbacks: Sequence[Callback] = (),
+        llm_cache: LLMCache | None = None,
+        replay_only: bool = False,
+        score_val: bool = False,
+        selector: Selector | None = None,
+        cost_fn: Callable[[ChatReply], float | None] | None = None,
+    ) -> None:
+        self.store, self.proposer, self.scorer, self.task = store, proposer, scorer, task
+        self.seed = seed
+        self.budget = budget or Budget()
+        self.callbacks = list(callbacks)
+        self.score_val = score_val and "val" in scorer.splits()
+        self.selector = selector or BestTrainSelector()
+        self.cost_fn = cost_fn
+        self.usage = Usage()
+        self.stopped_by: str | None = None
+        self._llm = CachedLLM(llm, llm_cache, replay_only) if llm is not None else None
+        self._lock = threading.RLock()
+        self._score_lock = threading.Lock()  # scorers (torch models) are not assumed thread-safe
+        self._recorded = {st.key: st.trial for st in store.stored_trials()}
+        self._by_template: dict[str, Trial] = {}
+        self._seen: dict[str, list[Trial]] = defaultdict(list)  # stream -> its trials
+        self._calls = 0
+        self._cursor: _Cursor | None = None
+
+    # -- the public loop ------------------------------------------------------------------
+    def optimize(self, n_jobs: int = 1) -> StudyResult:
+        """Run the starting pool, then every stream (concurrently when n_jobs > 1), then select."""
+        self._drive(POOL, self.proposer.run_pool(self._env(POOL)))
+        streams = range(self.proposer.n_streams())
+        if n_jobs <= 1:
+            for s in streams:
+                self._drive(str(s), self.proposer.run_stream(self._env(str(s))))
+        else:
+            with ThreadPoolExecutor(max_workers=n_jobs) as pool:
+                futures = [pool.submit(self._drive, str(s), self.proposer.run_stream(self._env(str(s))))
+                           for s in streams]
+                for f in futures:
+                    f.result()
+        return self.finish()
+
+    def ask(self) -> Proposal | None:
+        """The next proposal (sequential use), or None when the proposer and budget are done."""
+        if self._cursor is None:
+            self._cursor = _Cursor(self)
+        return self._cursor.ask()
+
+    def tell(self, proposal: Proposal, score: Score | None = None, error: str | None = None) -> Trial:
+        """Record the outcome of a proposal scored by the caller."""
+        trial = self._record(proposal, self._stream_of(proposal), score, error)
+        if self._cursor is not None:
+            self._cursor.told.append(trial)
+        return trial
+
+    def trials(self) -> list[Trial]:
+        return self.store.trials()
+
+    # -- driving streams ------------------------------------------------------------------
+    def _env(self, stream: str) -> ProposerEnv:
+        def history() -> list[Trial]:
+            with self._lock:
+                return [*self._seen[POOL], *(self._seen[stream] if stream != POOL else [])]
+
+        return ProposerEnv(
+            task=self.task, seed=self.seed, stream=stream if stream == POOL else int(stream),
+            rng=random.Random(f"{self.seed}/{stream}"),
+            chat=lambda request: self._chat(request), history=history,
+        )
+
+    def _drive(self, stream: str, gen: ProposalStream) -> None:
+        try:
+            batch = next(gen)
+            while self.stopped_by is None:
+                batch = gen.send([self._process(p, stream) for p in batch])
+        except StopIteration:
+            pass
+        except BudgetExhausted as stop:
+            self.stopped_by = stop.what
+        finally:
+            gen.close()
+
+    def _stream_of(self, p: Proposal) -> str:
+        return POOL if p.key.startswith("pool/") else str(p.restart)
+
+    # -- one proposal ---------------------------------------------------------------------
+    def _process(self, p: Proposal, stream: str) -> Trial:
+        replayed = self._replayed(p, stream)
+        if replayed is not None:
+            return replayed
+        if p.candidate is None:
+            return self._record(p, stream, None, p.error or "no candidate")
+        with self._lock:
+            first = self._by_template.get(p.candidate.template)
+        if first is not None:
+            return self._record(p, stream, None, None, duplicate_of=first)
+        self._charge_scorer()
+        try:
+            with self._score_lock:
+                score = self.scorer.score(p.candidate.template, "train")
+                val = self.scorer.score(p.candidate.template, "val") if self.score_val else None
+        except (ScorerConfigError, KeyboardInterrupt):
+            raise
+        except Exception as err:  # a VLM error fails this trial, not the run
+            return self._record(p, stream, None, f"scorer: {type(err).__name__}: {err}")
+        return self._record(p, stream, score, None, val=val)
+
+    def _replayed(self, p: Proposal, stream: str) -> Trial | None:
+        trial = self._recorded.get(p.key)
+        if trial is None:
+            return None
+        expected = p.candidate.template if p.candidate else None
+        if trial.template != expected:
+            raise StoreError(
+                f"the run diverged from its store at {p.key}: stored {trial.template!r}, now "
+                f"{expected!r} (code or config changed); start a new run with another --out")
+        self._remember(trial, stream)
+        return trial
+
+    def _record(self, p: Proposal, stream: str, score: Score | None, error: str | None,
+                *, val: Score | None = None, duplicate_of: Trial | None = None) -> Trial:
+        now = time.time()
+        template = p.candidate.template if p.candidate else None
+        queries = (score is not None) + (val is not None)
+        metrics: dict[str, Any] = {"queries": queries or (1 if error and error.startswith("scorer:") else 0)}
+        if score is not None:
+            metrics.update(score.metrics)
+            if score.per_item is not None and len(score.per_item) <= 20000:
+                metrics["per_item"] = _pack(score.per_item)
+        if duplicate_of is not None:
+            state, train, val_v = TrialState.DUPLICATE, duplicate_of.train_score, duplicate_of.val_score
+        elif score is not None:
+            state, train, val_v = TrialState.COMPLETE, score.value, val.value if val else None
+        else:
+            state, train, val_v = TrialState.FAILED, None, None
+        trial = Trial(
+            number=-1, state=state, template=template, raw=p.raw[:2000], proposer=self.proposer.name,
+            restart=p.restart, reset=p.reset, iteration=p.iteration, train_score=train,
+            val_score=val_v, metrics=metrics, error=error,
+            duplicate_of=duplicate_of.number if duplicate_of else None, exchange_id=p.exchange_id,
+            started_at=now, finished_at=time.time(),
+        )
+        trial = self.store.append_trial(p.key, trial)
+        self._remember(trial, stream)
+        return trial
+
+    def _remember(self, trial: Trial, stream: str) -> None:
+        with self._lock:
+            self._seen[stream].append(trial)
+            if trial.state is TrialState.COMPLETE and trial.template:
+                self._by_template.setdefault(trial.template, trial)
+            self.usage.scorer_queries += int(trial.metrics.get("queries", 0))
+        for cb in self.callbacks:
+            cb(self, trial)
+
+    def _charge_scorer(self) -> None:
+        cap = self.budget.scorer_queries
+        with self._lock:
+            if cap is not None and self.usage.scorer_queries + 1 + self.score_val > cap:
+                raise BudgetExhausted(f"scorer_queries={cap}")
+
+    # -- LLM calls ------------------------------------------------------------------------
+    def _chat(self, request: ChatRequest) -> LLMAnswer:
+        if self._llm is None:
+            raise LLMConfigError(f"method {self.proposer.name!r} needs an LLM: pass --llm")
+        key = request.key(self._llm.name)
+        sample = self._llm.next_sample(key)
+        with self._lock:
+            self._calls += 1
+            call_number = self._calls - 1
+        hit = self.store.find_exchange(key, sample)
+        if hit is not None and hit.reply is not None:
+            self._charge_llm(hit.reply, hit.cost_usd)
+            return LLMAnswer(hit.reply, hit.id)
+        self._check_llm_budget()
+        started = time.time()
+        try:
+            reply = self._llm.chat_at(replace(request, call_number=call_number), key, sample)
+        except LLMError as err:
+            self.store.add_exchange(key, sample, self._llm.name, request, None, str(err), None, started)
+            with self._lock:
+                self.usage.llm_calls += 1
+            raise
+        cost = self.cost_fn(reply) if self.cost_fn else None
+        exchange_id = self.store.add_exchange(key, sample, self._llm.name, request, reply, None,
+                                              cost, started)
+        self._charge_llm(reply, cost)
+        return LLMAnswer(reply, exchange_id)
+
+    def _charge_llm(self, reply: ChatReply, cost: float | None) -> None:
+        with self._lock:
+            self.usage.llm_calls += 1
+            self.usage.llm_tokens += reply.tokens
+            self.usage.cost_usd += cost or 0.0
+
+    def _check_llm_budget(self) -> None:
+        b, u = self.budget, self.usage
+        with self._lock:
+            for name, cap, used in (("llm_calls", b.llm_calls, u.llm_calls),
+                                    ("llm_tokens", b.llm_tokens, u.llm_tokens),
+                                    ("cost_usd", b.cost_usd, u.cost_usd)):
+                if cap is not None and used >= cap:
+                    raise BudgetExhausted(f"{name}={cap}")
+
+    # -- the end --------------------------------------------------------------------------
+    def finish(self, evaluate_test: bool = True) -> StudyResult:
+        """Select the final template on train (and val), evaluate it on test, mark finished."""
+        ranking = self.selector.select(self.store.trials())
+        best = ranking[0] if ranking else None
+        test: Score | None = None
+        if best is not None and best.template and evaluate_test and "test" in self.scorer.splits():
+            with self._score_lock:
+                test = self.scorer.score(best.template, "test")
+            self.store.set_test_score(best.number, test.value)
+            best = best.with_(test_score=test.value)
+        self.store.set_result("final", {
+            "template": best.template if best else None,
+            "trial": best.number if best else None,
+            "train_score": best.train_score if best else None,
+            "val_score": best.val_score if best else None,
+            "test_score": test.value if test else None,
+            "test_per_class": dict(test.per_class) if test and test.per_class else None,
+            "selector": self.selector.name,
+            "stopped_by": self.stopped_by,
+            "ranking": [t.number for t in ranking[:20]],
+        })
+        self.store.set_result("usage", self.usage.__dict__)
+        self.store.set_meta("finished", "true")
+        return StudyResult(best, tuple(ranking), test, self.stopped_by, self.usage)
+
+
+def _pack(items: Sequence[float]) -> str | list[float]:
+    """Per-item outcomes, compactly: a '0'/'1' string when they are correctness bits."""
+    if all(v in (0.0, 1.0) for v in items):
+        return "".join("1" if v else "0" for v in items)
+    return [round(float(v), 5) for v in items]
+
+
+class _Cursor:
+    """ask/tell over the same streams, for callers who score proposals themselves."""
+
+    def __init__(self, study: Study) -> None:
+        self.study = study
+        self.streams = deque([(POOL, study.proposer.run_pool(study._env(POOL)))] + [
+            (str(s), study.proposer.run_stream(study._env(str(s))))
+            for s in range(study.proposer.n_streams())])
+        self.pending: deque[Proposal] = deque()
+        self.told: list[Trial] = []
+        self.started = False
+
+    def ask(self) -> Proposal | None:
+        while not self.pending and self.streams and self.study.stopped_by is None:
+            name, gen = self.streams[0]
+            try:
+                batch = next(gen) if not self.started else gen.send(self.told)
+            except StopIteration:
+                self.streams.popleft()
+                self.started = False
+                continue
+            except BudgetExhausted as stop:
+                self.study.stopped_by = stop.what
+                return None
+            self.started, self.told = True, []
+            for p in batch:
+                replayed = self.study._replayed(p, name)
+                if replayed is not None:
+                    self.told.append(replayed)
+                else:
+                    self.pending.append(p)
+            if not self.pending and self.told:
+                continue
+        return self.pending.popleft() if self.pending else None
