@@ -74,6 +74,7 @@ class Study:
         score_val: bool = False,
         selector: Selector | None = None,
         cost_fn: Callable[[ChatReply], float | None] | None = None,
+        evaluate_test: bool = True,
     ) -> None:
         self.store, self.proposer, self.scorer, self.task = store, proposer, scorer, task
         self.seed = seed
@@ -82,6 +83,7 @@ class Study:
         self.score_val = score_val and "val" in scorer.splits()
         self.selector = selector or BestTrainSelector()
         self.cost_fn = cost_fn
+        self.evaluate_test = evaluate_test
         self.usage = Usage()
         self.stopped_by: str | None = None
         self._llm = CachedLLM(llm, llm_cache, replay_only) if llm is not None else None
@@ -272,12 +274,12 @@ class Study:
                     raise BudgetExhausted(f"{name}={cap}")
 
     # -- the end --------------------------------------------------------------------------
-    def finish(self, evaluate_test: bool = True) -> StudyResult:
+    def finish(self) -> StudyResult:
         """Select the final template on train (and val), evaluate it on test, mark finished."""
         ranking = self.selector.select(self.store.trials())
         best = ranking[0] if ranking else None
         test: Score | None = None
-        if best is not None and best.template and evaluate_test and "test" in self.scorer.splits():
+        if best is not None and best.template and self.evaluate_test and "test" in self.scorer.splits():
             with self._score_lock:
                 test = self.scorer.score(best.template, "test")
             self.store.set_test_score(best.number, test.value)

@@ -24,15 +24,17 @@ class ScriptedLLM:
         *,
         name: str = "scripted",
         transcript: Mapping[str, str] | None = None,
+        transcript_model: str = "",
     ) -> None:
         self.name = name
         self._replies = replies
         self._transcript = dict(transcript or {})
+        self._transcript_model = transcript_model  # the model the transcript was recorded from
         self.requests: list[ChatRequest] = []
 
     def _answer(self, request: ChatRequest) -> str:
         if self._transcript:
-            key = request.key(self.name)
+            key = request.key(self._transcript_model or self.name)
             if key not in self._transcript:
                 raise LLMError("scripted transcript has no reply for this request")
             return self._transcript[key]
@@ -64,7 +66,8 @@ def load_replies(path: Path) -> ScriptedLLM:
     if path.suffix == ".jsonl":
         rows = [json.loads(line) for line in text.splitlines() if line.strip()]
         return ScriptedLLM([], name=f"scripted:{path.name}",
-                           transcript={r["request_key"]: r["reply"] for r in rows})
+                           transcript={r["request_key"]: r["reply"] for r in rows if r.get("reply")},
+                           transcript_model=rows[0]["model"] if rows else "")
     if path.suffix == ".json":
         return ScriptedLLM(list(json.loads(text)), name=f"scripted:{path.name}")
     return ScriptedLLM([line.replace("\\n", "\n") for line in text.splitlines()],

@@ -1,0 +1,226 @@
+"""The `promptclimb` command: optimize, resume, show, export, methods.
+
+Errors a user can fix (bad config, missing data, unknown names, unusable stores, unreachable
+endpoints) end as one line on stderr and exit status 2; Ctrl-C says how to resume.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from promptclimb.config import ConfigError, resolve_config
+
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions whose message is meant for the user; anything else is a bug and traces."""
+    from promptclimb.llm.base import LLMConfigError, LLMError
+    from promptclimb.registry import UnknownNameError
+    from promptclimb.store import StoreError
+    from promptclimb.vlm.base import ScorerConfigError
+
+    return (ConfigError, UnknownNameError, StoreError, LLMConfigError, LLMError, ScorerConfigError,
+            ValueError, FileNotFoundError, PermissionError)
+
+
+def _add_run_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--task", help="task name (default tuxpaint)")
+    p.add_argument("--scorer", help="VLM scorer (default conse)")
+    p.add_argument("--llm", help="chat LLM (default llamacpp:smollm2)")
+    p.add_argument("--method", help="proposer (default hill_climb; see `promptclimb methods`)")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--shots", type=int, help="train images per class (default 16)")
+    p.add_argument("--data-root", help="folder holding the CoOp data sets")
+    p.add_argument("--cache-dir", help="feature and LLM caches (default ~/.cache/promptclimb)")
+    p.add_argument("--config", type=Path, help="TOML or JSON file of RunConfig settings")
+    p.add_argument("--max-queries", type=int, help="budget: scorer queries")
+    p.add_argument("--max-llm-calls", type=int, help="budget: LLM calls")
+    p.add_argument("--max-tokens", type=int, help="budget: LLM tokens")
+    p.add_argument("--max-cost", type=float, help="budget: estimated USD")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="any setting, e.g. method_options.restarts=2 (VALUE is parsed as JSON)")
+    p.add_argument("--replay-only", action="store_true", default=None,
+                   help="answer LLM calls from the cache only; fail on a miss")
+    p.add_argument("--n-jobs", type=int, help="run restarts concurrently (remote LLMs)")
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    budget = {k: v for k, v in {
+        "scorer_queries": args.max_queries, "llm_calls": args.max_llm_calls,
+        "llm_tokens": args.max_tokens, "cost_usd": args.max_cost}.items() if v is not None}
+    out: dict[str, Any] = {
+        "task": args.task, "scorer": args.scorer, "llm": args.llm, "method": args.method,
+        "seed": args.seed, "shots": args.shots, "data_root": args.data_root,
+        "cache_dir": args.cache_dir, "replay_only": args.replay_only, "n_jobs": args.n_jobs,
+        "budget": budget or None,
+    }
+    for item in args.set:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. method_options.restarts=2")
+        try:
+            value: Any = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        *parents, leaf = key.split(".")
+        node = out
+        for part in parents:
+            if not isinstance(node.get(part), dict):
+                node[part] = {}
+            node = node[part]
+        node[leaf] = value
+    return out
+
+
+def cmd_optimize(args: argparse.Namespace, console: Console) -> int:
+    from promptclimb.report.console import ConsoleProgress
+    from promptclimb.run import start_run
+
+    config = resolve_config(args.config, _overrides(args))
+    out = Path(args.out)
+    console.print(f"[bold]promptclimb[/] {config.method} on {config.task} · scorer {config.scorer} "
+                  f"· llm {config.llm} · seed {config.seed} → {out}", highlight=False)
+    result = start_run(config, out, [ConsoleProgress(console)])
+    return _print_result(console, out, result)
+
+
+def cmd_resume(args: argparse.Namespace, console: Console) -> int:
+    from promptclimb.report.console import ConsoleProgress
+    from promptclimb.run import resume_run
+    from promptclimb.store import RunStore
+
+    out = Path(args.dir)
+    store = RunStore.open(out)
+    done, n = store.finished, len(store.trials())
+    store.close()
+    if done:
+        console.print(f"{out} is already finished ({n} trials); see `promptclimb show {out}`")
+        return 0
+    changes = {k: v for k, v in {"n_jobs": args.n_jobs, "replay_only": args.replay_only}.items()
+               if v is not None}
+    console.print(f"resuming {out}: {n} trials recorded; replaying them without rescoring")
+    result = resume_run(out, [ConsoleProgress(console)], **changes)
+    return _print_result(console, out, result)
+
+
+def _print_result(console: Console, out: Path, result: Any) -> int:
+    from promptclimb.proposers.base import format_score
+
+    if result.best is None:
+        console.print("[red]no template could be scored[/]; see `promptclimb show` for why")
+        return 1
+    test = f", test {format_score(result.test_score.value)}" if result.test_score else ""
+    stop = f" (stopped by budget {result.stopped_by})" if result.stopped_by else ""
+    console.print(f"[bold green]best[/] {result.best.template!r}: train "
+                  f"{format_score(result.best.train_score)}{test}{stop}", highlight=False)
+    console.print(f"details: promptclimb show {out}   report: promptclimb report {out}")
+    return 0
+
+
+def cmd_show(args: argparse.Namespace, console: Console) -> int:
+    from promptclimb.report.console import best_table, history_table, summary_table
+    from promptclimb.store import RunStore
+    from promptclimb.summary import run_summary
+
+    store = RunStore.open(Path(args.dir))
+    summary = run_summary(store)
+    if args.json:
+        print(json.dumps(summary))
+        return 0
+    trials = store.trials()
+    console.print(summary_table(summary))
+    console.print(best_table(trials, args.top))
+    if not args.no_history:
+        console.print(history_table(trials))
+    return 0
+
+
+def cmd_export(args: argparse.Namespace, console: Console) -> int:
+    from promptclimb.export import export_run
+    from promptclimb.store import RunStore
+
+    run = Path(args.dir)
+    paths = export_run(RunStore.open(run), Path(args.to) if args.to else run / "export", args.top)
+    for p in paths:
+        console.print(str(p), highlight=False)
+    return 0
+
+
+def cmd_methods(args: argparse.Namespace, console: Console) -> int:
+    from promptclimb.llm import LLMS
+    from promptclimb.proposers import METHODS
+    from promptclimb.tasks import TASKS
+    from promptclimb.vlm import SCORERS
+
+    for reg in (METHODS, TASKS, SCORERS, LLMS):
+        console.print(f"[bold]{reg.kind}s[/]")
+        for name in reg.names():
+            console.print(f"  {name:<20} {reg.help.get(name, '')}", highlight=False)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="promptclimb", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("optimize", help="start a run")
+    _add_run_flags(p)
+    p.add_argument("--out", required=True, help="run directory (created; must not hold a run)")
+    p.set_defaults(func=cmd_optimize)
+    p = sub.add_parser("resume", help="continue an interrupted run")
+    p.add_argument("dir")
+    p.add_argument("--n-jobs", type=int)
+    p.add_argument("--replay-only", action="store_true", default=None)
+    p.set_defaults(func=cmd_resume)
+    p = sub.add_parser("show", help="best templates and history of a run")
+    p.add_argument("dir")
+    p.add_argument("--json", action="store_true", help="one JSON object of the run's figures")
+    p.add_argument("--top", type=int, default=10)
+    p.add_argument("--no-history", action="store_true")
+    p.set_defaults(func=cmd_show)
+    p = sub.add_parser("export", help="trials as CSV/JSON, best templates as a text file")
+    p.add_argument("dir")
+    p.add_argument("--to", help="output folder (default DIR/export)")
+    p.add_argument("--top", type=int, default=5, help="templates in best_templates.txt")
+    p.set_defaults(func=cmd_export)
+    p = sub.add_parser("methods", help="list methods, tasks, scorers and LLMs")
+    p.set_defaults(func=cmd_methods)
+    for extra in EXTRA_COMMANDS:
+        extra(sub)
+    return parser
+
+
+# Later subsystems (bench, report, text-to-image) add their sub-commands here.
+EXTRA_COMMANDS: list[Callable[[Any], None]] = []
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    console = Console(highlight=False)
+    args = build_parser().parse_args(argv)
+    errors = _user_errors()
+    try:
+        return int(args.func(args, console))
+    except KeyboardInterrupt:
+        where = getattr(args, "out", None) or getattr(args, "dir", None)
+        hint = f"; continue with `promptclimb resume {where}`" if where else ""
+        print(f"promptclimb: interrupted: everything scored so far is saved{hint}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except errors as err:
+        if os.environ.get("PROMPTCLIMB_DEBUG"):
+            raise
+        msg = str(err).splitlines()[0] if str(err) else type(err).__name__
+        print(f"promptclimb: error: {msg}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

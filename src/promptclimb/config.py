@@ -1,0 +1,101 @@
+"""Typed run configuration. The resolved config (file + command-line flags) is stored with the
+run, so ``promptclimb resume DIR`` rebuilds exactly the same run.
+
+A config file is TOML or JSON with the fields of RunConfig, e.g.::
+
+    task = "tuxpaint"
+    method = "hill_climb"
+    [method_options]
+    restarts = 3
+    [budget]
+    scorer_queries = 50
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+
+class ConfigError(ValueError):
+    """A config that cannot be used; the message is one line naming the key and the fix."""
+
+
+class BudgetConfig(BaseModel):
+    """Limits for one run; the first one reached stops it cleanly. Unset = no limit."""
+
+    model_config = ConfigDict(extra="forbid")
+    scorer_queries: int | None = Field(None, ge=1, description="templates scored on train (+val)")
+    llm_calls: int | None = Field(None, ge=1)
+    llm_tokens: int | None = Field(None, ge=1, description="prompt + completion tokens")
+    cost_usd: float | None = Field(None, gt=0, description="estimated from the price table")
+
+
+def default_cache_dir() -> str:
+    return os.environ.get("PROMPTCLIMB_CACHE", str(Path.home() / ".cache" / "promptclimb"))
+
+
+class RunConfig(BaseModel):
+    """Everything that defines a run. Backend options are checked by the backend they go to."""
+
+    model_config = ConfigDict(extra="forbid")
+    task: str = Field("tuxpaint", description="task name, e.g. tuxpaint, fashion-mnist, coop:eurosat")
+    scorer: str = Field("conse", description="VLM scorer, e.g. conse, open_clip:RN50/openai")
+    llm: str = Field("llamacpp:smollm2", description="chat LLM, e.g. openai:gpt-4o-mini")
+    method: str = Field("hill_climb", description="proposer, see `promptclimb methods`")
+    seed: int = Field(1, ge=0, description="few-shot split and LLM sampling seed")
+    shots: int = Field(16, ge=1, le=1000, description="train images per class")
+    data_root: str | None = Field(None, description="folder holding the CoOp data sets")
+    cache_dir: str = Field(default_factory=default_cache_dir)
+    budget: BudgetConfig = Field(default_factory=BudgetConfig)  # type: ignore[arg-type]
+    method_options: dict[str, Any] = Field(default_factory=dict)
+    llm_options: dict[str, Any] = Field(default_factory=dict)
+    scorer_options: dict[str, Any] = Field(default_factory=dict)
+    llm_cache: bool = Field(True, description="keep LLM replies in cache_dir/llm_cache.sqlite")
+    replay_only: bool = Field(False, description="fail on an LLM cache miss instead of calling")
+    score_val: bool = Field(False, description="also score every template on the val split")
+    evaluate_test: bool = Field(True, description="score the final template on the test split")
+    n_jobs: int = Field(1, ge=1, le=64, description="restarts run concurrently (remote LLMs)")
+
+
+def describe_validation_error(err: ValidationError, prefix: str = "") -> str:
+    """One line for the first problem pydantic found."""
+    e = err.errors()[0]
+    where = ".".join(str(p) for p in e["loc"]) or "config"
+    if e["type"] == "extra_forbidden":
+        return f"{prefix}{where}: unknown key; check its spelling (see `promptclimb optimize --help`)"
+    return f"{prefix}{where}: {e['msg']} (got {e.get('input')!r})"
+
+
+def load_config_file(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist: give a TOML or JSON file")
+    text = path.read_text(encoding="utf-8")
+    try:
+        data = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
+    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as err:
+        raise ConfigError(f"config file {path} is not valid {path.suffix.lstrip('.') or 'TOML'}: {err}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a table of settings")
+    return data
+
+
+def resolve_config(file: Path | None, overrides: dict[str, Any]) -> RunConfig:
+    """File values, then command-line values (None = not given); nested dicts are merged."""
+    data = load_config_file(file) if file else {}
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        if isinstance(value, dict):
+            data[key] = {**data.get(key, {}), **value}
+        else:
+            data[key] = value
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(describe_validation_error(err, "config error: ")) from None

@@ -1,0 +1,103 @@
+"""From a RunConfig to a running Study: build every part by name (checking each before any
+scoring work), create or reopen the run's store, and run. Used by the CLI, the bench and the
+Python API alike."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from promptclimb.config import ConfigError, RunConfig, describe_validation_error
+from promptclimb.llm import build_llm
+from promptclimb.llm.base import ChatLLM, ChatReply
+from promptclimb.llm.cache import LLMCache
+from promptclimb.proposers import build_method
+from promptclimb.proposers.base import Proposer
+from promptclimb.store import RunStore, StoreError
+from promptclimb.study import Budget, Callback, Study, StudyResult
+from promptclimb.tasks import Task, build_task
+from promptclimb.vlm import build_scorer
+from promptclimb.vlm.base import Scorer
+
+
+@dataclass
+class RunParts:
+    config: RunConfig
+    task: Task
+    scorer: Scorer
+    proposer: Proposer
+    llm: ChatLLM | None
+
+
+def build_parts(config: RunConfig) -> RunParts:
+    """Everything a run needs, or one clear error before any work is done."""
+    try:
+        proposer = build_method(config.method, config.method_options)
+    except ValidationError as err:
+        raise ConfigError(describe_validation_error(err, "config error: method_options.")) from None
+    llm = None
+    if proposer.uses_llm:
+        llm = build_llm(config.llm, options=config.llm_options)
+        check = getattr(llm, "check", None)
+        if callable(check):
+            check()
+    root = Path(config.data_root).expanduser() if config.data_root else None
+    task = build_task(config.task, shots=config.shots, seed=config.seed, data_root=root)
+    scorer = build_scorer(config.scorer, task=task, cache_dir=Path(config.cache_dir).expanduser(),
+                          options=config.scorer_options)
+    return RunParts(config, task, scorer, proposer, llm)
+
+
+def _cost_fn(llm: ChatLLM | None) -> Callable[[ChatReply], float | None] | None:
+    try:
+        from promptclimb.llm.pricing import estimate_cost
+    except ImportError:
+        return None
+    if llm is None:
+        return None
+    model = llm.name.partition(":")[2] or llm.name
+    return lambda reply: estimate_cost(model, reply.prompt_tokens, reply.completion_tokens)
+
+
+def make_study(parts: RunParts, store: RunStore, callbacks: Sequence[Callback] = ()) -> Study:
+    c = parts.config
+    cache = LLMCache(Path(c.cache_dir).expanduser() / "llm_cache.sqlite") if c.llm_cache else None
+    return Study(
+        store=store, proposer=parts.proposer, scorer=parts.scorer, task=parts.task.info,
+        llm=parts.llm, seed=c.seed, budget=Budget(**c.budget.model_dump()), callbacks=callbacks,
+        llm_cache=cache, replay_only=c.replay_only, score_val=c.score_val,
+        cost_fn=_cost_fn(parts.llm), evaluate_test=c.evaluate_test,
+    )
+
+
+def start_run(config: RunConfig, out: Path, callbacks: Sequence[Callback] = ()) -> StudyResult:
+    parts = build_parts(config)
+    store = RunStore.create(out, config.model_dump(mode="json"))
+    manifest = getattr(parts.task, "split_manifest", None)
+    if callable(manifest):
+        store.set_result("split", manifest())
+    return _run(parts, store, callbacks)
+
+
+def resume_run(out: Path, callbacks: Sequence[Callback] = (), **changes: Any) -> StudyResult:
+    """Continue a run from its store; ``changes`` may only touch how it runs (n_jobs...)."""
+    store = RunStore.open(out)
+    try:
+        config = RunConfig.model_validate({**store.config, **changes})
+    except ValidationError as err:
+        raise StoreError(describe_validation_error(err, f"{out}: stored config is invalid: ")) from None
+    return _run(build_parts(config), store, callbacks)
+
+
+def _run(parts: RunParts, store: RunStore, callbacks: Sequence[Callback]) -> StudyResult:
+    study = make_study(parts, store, callbacks)
+    try:
+        return study.optimize(n_jobs=parts.config.n_jobs)
+    finally:
+        with contextlib.suppress(Exception):
+            store.close()

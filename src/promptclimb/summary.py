@@ -1,0 +1,45 @@
+"""What a run came to, read back from its store: the figures `show --json` prints and the
+best templates that `export` writes. Pure functions of the store."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from promptclimb.candidate import Trial, TrialState
+from promptclimb.selection import BestTrainSelector
+from promptclimb.store import RunStore
+
+
+def best_trials(trials: list[Trial], k: int = 10) -> list[Trial]:
+    return BestTrainSelector().select(trials)[:k]
+
+
+def run_summary(store: RunStore) -> dict[str, Any]:
+    trials = store.trials()
+    exchanges = store.exchanges()
+    final = store.result("final") or {}
+    config = store.config
+    ranking = best_trials(trials, 1)
+    best = ranking[0] if ranking else None
+    return {
+        "best_template": final.get("template") or (best.template if best else None),
+        "best_train_score": final.get("train_score") if final else (best.train_score if best else None),
+        "final_val_score": final.get("val_score"),
+        "final_test_score": final.get("test_score"),
+        "n_trials": len(trials),
+        "n_complete": sum(t.state is TrialState.COMPLETE for t in trials),
+        "n_failed": sum(t.state is TrialState.FAILED for t in trials),
+        "n_duplicates": sum(t.state is TrialState.DUPLICATE for t in trials),
+        "scorer_queries": sum(int(t.metrics.get("queries", 0)) for t in trials),
+        "llm_calls": len(exchanges),
+        "llm_tokens": sum(e.prompt_tokens + e.completion_tokens for e in exchanges),
+        "llm_cost_usd": round(sum(e.cost_usd or 0.0 for e in exchanges), 6),
+        "method": config.get("method"),
+        "task": config.get("task"),
+        "scorer": config.get("scorer"),
+        "llm": config.get("llm"),
+        "seed": config.get("seed"),
+        "shots": config.get("shots"),
+        "stopped_by": final.get("stopped_by"),
+        "finished": store.finished,
+    }
