@@ -29,11 +29,13 @@ class FakeScorer:
 
     description = "fake: a deterministic hash of the template text (for tests; not a VLM)"
 
-    def __init__(self, n_items: int = 40, delay_s: float = 0.0, fail_on: Sequence[str] = ()):
+    def __init__(self, n_items: int = 40, delay_s: float = 0.0, fail_on: Sequence[str] = (),
+                 log_path: Path | None = None):
         self.name = "fake"
         self.n_items = n_items
         self.delay_s = delay_s
         self.fail_on = tuple(fail_on)
+        self.log_path = log_path  # every scoring appended here: lets tests see across processes
         self.calls: list[tuple[str, str]] = []
 
     def splits(self) -> tuple[str, ...]:
@@ -44,6 +46,9 @@ class FakeScorer:
         if any(s in template for s in self.fail_on):
             raise ScorerError(f"fake scorer refuses templates containing {self.fail_on}")
         self.calls.append((template, split))
+        if self.log_path is not None:
+            with self.log_path.open("a", encoding="utf-8") as f:
+                f.write(f"{split}\t{template}\n")
         if self.delay_s:
             time.sleep(self.delay_s)
         bias = 0.15 * sum(w in template.lower() for w in _GOOD_WORDS) + 0.5 * _unit(template, "bias")
@@ -64,5 +69,6 @@ def build(arg: str, *, task: Any = None, cache_dir: Path | None = None,
           options: Mapping[str, Any] | None = None) -> FakeScorer:
     del arg, task, cache_dir
     opts = dict(options or {})
+    log = opts.get("log_path")
     return FakeScorer(int(opts.get("n_items", 40)), float(opts.get("delay_s", 0.0)),
-                      tuple(opts.get("fail_on", ())))
+                      tuple(opts.get("fail_on", ())), Path(log) if log else None)
