@@ -61,7 +61,8 @@ def test_optimize_show_export(tmp_path: Path, capsys: pytest.CaptureFixture[str]
                  "--set", f"method_options.pool.path={tmp_path / 'exp' / 'best_templates.txt'}"]) in (0, 2)
 
 
-def test_scripted_transcript_replays_a_recorded_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_scripted_transcript_replays_a_recorded_run(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     run = tmp_path / "run"
     assert main(["optimize", *CORE, *MNK, "--out", str(run)]) == 0
     assert main(["export", str(run), "--to", str(tmp_path / "exp")]) == 0

@@ -18,14 +18,16 @@ HC = {"restarts": 2, "resets": 2, "iterations": 3}
 def _study(tmp_path: Path, *, name: str = "run", llm: ScriptedLLM | None = None,
            scorer: FakeScorer | None = None, method: str = "hill_climb", options: dict | None = None,
            **kw: object) -> Study:
-    store = RunStore.open(tmp_path / name) if (tmp_path / name).exists() else RunStore.create(tmp_path / name, {})
+    run = tmp_path / name
+    store = RunStore.open(run) if run.exists() else RunStore.create(run, {})
     return Study(store=store, proposer=build_method(method, options if options is not None else HC),
                  scorer=scorer or FakeScorer(), task=build_task("demo", shots=1, seed=1).info,
                  llm=llm or ScriptedLLM(default_replies()), seed=1, **kw)  # type: ignore[arg-type]
 
 
 def _signature(store: RunStore) -> list[tuple[str, str, str | None, float | None]]:
-    return [(s.key, s.trial.state.value, s.trial.template, s.trial.train_score) for s in store.stored_trials()]
+    return [(s.key, s.trial.state.value, s.trial.template, s.trial.train_score)
+            for s in store.stored_trials()]
 
 
 def test_runs_pool_then_restarts_and_selects_best_on_train(tmp_path: Path) -> None:

@@ -52,7 +52,7 @@ class RunConfig(BaseModel):
     shots: int = Field(16, ge=1, le=1000, description="train images per class")
     data_root: str | None = Field(None, description="folder holding the CoOp data sets")
     cache_dir: str = Field(default_factory=default_cache_dir)
-    budget: BudgetConfig = Field(default_factory=BudgetConfig)  # type: ignore[arg-type]
+    budget: BudgetConfig = Field(default_factory=BudgetConfig)
     method_options: dict[str, Any] = Field(default_factory=dict)
     llm_options: dict[str, Any] = Field(default_factory=dict)
     scorer_options: dict[str, Any] = Field(default_factory=dict)
@@ -79,7 +79,8 @@ def load_config_file(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
     except (json.JSONDecodeError, tomllib.TOMLDecodeError) as err:
-        raise ConfigError(f"config file {path} is not valid {path.suffix.lstrip('.') or 'TOML'}: {err}") from None
+        kind = path.suffix.lstrip(".") or "TOML"
+        raise ConfigError(f"config file {path} is not valid {kind}: {err}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path} must hold a table of settings")
     return data

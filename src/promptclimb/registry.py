@@ -18,14 +18,15 @@ class UnknownNameError(ValueError):
 class Registry(Generic[T]):
     def __init__(self, kind: str, entries: dict[str, str], help: dict[str, str] | None = None):
         self.kind = kind
-        self._entries = dict(entries)  # name -> "module:function"
+        # name -> "module:function" (imported when chosen) or the factory itself
+        self._entries: dict[str, str | Callable[..., T]] = dict(entries)
         self.help = dict(help or {})
 
     def names(self) -> list[str]:
         return sorted(self._entries)
 
     def register(self, name: str, target: str | Callable[..., T], help: str = "") -> None:
-        self._entries[name] = target  # type: ignore[assignment]
+        self._entries[name] = target
         if help:
             self.help[name] = help
 
@@ -38,11 +39,11 @@ class Registry(Generic[T]):
 
     def factory(self, spec: str) -> Callable[..., T]:
         name, _ = self.split(spec)
-        target: Any = self._entries[name]
+        target = self._entries[name]
         if callable(target):
-            return target  # type: ignore[no-any-return]
+            return target
         module, _, attr = target.partition(":")
-        return getattr(importlib.import_module(module), attr)  # type: ignore[no-any-return]
+        return getattr(importlib.import_module(module), attr)
 
     def create(self, spec: str, *args: Any, **kwargs: Any) -> T:
         """Build the object for ``spec``; the factory gets the part after the first ':'."""

@@ -148,7 +148,7 @@ class RunStore:
 
     @property
     def config(self) -> dict[str, Any]:
-        return json.loads(self.meta("config") or "{}")  # type: ignore[no-any-return]
+        return json.loads(self.meta("config") or "{}")
 
     @property
     def finished(self) -> bool:

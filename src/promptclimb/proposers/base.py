@@ -21,8 +21,15 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from promptclimb.candidate import Candidate, CandidateRejected, Trial, TrialState, parse_template
-from promptclimb.llm.base import ChatReply, ChatRequest
+from promptclimb.candidate import (
+    Candidate,
+    CandidateRejected,
+    Trial,
+    TrialState,
+    parse_candidates,
+    parse_template,
+)
+from promptclimb.llm.base import ChatReply, ChatRequest, Message
 from promptclimb.tasks.base import TaskInfo
 
 ProposalStream = Generator[list["Proposal"], list[Trial], None]
@@ -90,7 +97,7 @@ class PoolSettings(BaseModel):
 
 class ProposerSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    pool: PoolSettings = Field(default_factory=PoolSettings)  # type: ignore[arg-type]
+    pool: PoolSettings = Field(default_factory=PoolSettings)
     temperature: float = Field(1.0, ge=0.0, le=2.0)
     max_tokens: int = Field(64, ge=8, le=4096)
     max_retries: int = Field(2, ge=0, le=10, description="corrective messages per failed reply")
@@ -115,19 +122,19 @@ class Proposer:
 
     def run_pool(self, env: ProposerEnv) -> ProposalStream:
         """Score the starting pool. Hand-written and file pools need no LLM."""
-        templates = yield from self._pool_templates(env)
+        templates = self._pool_templates(env)
         yield [Proposal(f"pool/{i}", c, raw=c.template) for i, c in enumerate(templates)]
 
     def run_stream(self, env: ProposerEnv) -> ProposalStream:
         return
         yield  # pragma: no cover
 
-    def _pool_templates(self, env: ProposerEnv) -> Generator[list[Proposal], list[Trial], list[Candidate]]:
+    def _pool_templates(self, env: ProposerEnv) -> list[Candidate]:
         pool = self.settings.pool
         if pool.source == "file":
             return read_template_file(Path(pool.path or ""))[: pool.size]
         if pool.source == "llm":
-            return (yield from self._llm_pool(env, pool.size))
+            return self._llm_pool(env, pool.size)
         seen: list[Candidate] = []
         for text in (*env.task.handwritten_templates, *generic_templates()):
             try:
@@ -138,33 +145,25 @@ class Proposer:
                 seen.append(c)
         return seen[: pool.size]
 
-    def _llm_pool(self, env: ProposerEnv, size: int) -> Generator[list[Proposal], list[Trial], list[Candidate]]:
-        from promptclimb.candidate import parse_candidates
-
+    def _llm_pool(self, env: ProposerEnv, size: int) -> list[Candidate]:
+        """Ask the LLM for templates one at a time, showing the last ones found."""
         found: list[Candidate] = []
         prompts = MetaPrompt.load("pool")
+        values = task_vars(env.task)
         for attempt in range(size * 3):
             if len(found) >= size:
                 break
             shown = "\n".join(f"- {c.template}" for c in found[-10:]) or "- a photo of a {}."
-            text = prompts.render("user", **task_vars(env.task), examples=shown)
             req = ChatRequest(
-                (prompts.message("system", **task_vars(env.task)), _user(text)),
+                (prompts.message("system", **values), prompts.message("user", **values, examples=shown)),
                 temperature=self.settings.temperature, max_tokens=self.settings.max_tokens,
                 seed=env.derived_seed("pool", attempt), shape="template_line",
-                completion_prompt=prompts.render("completion", **task_vars(env.task), examples=shown),
+                completion_prompt=prompts.render("completion", **values, examples=shown),
             )
-            answer = env.chat(req)
-            for c in parse_candidates(answer.reply.text).candidates:
+            for c in parse_candidates(env.chat(req).reply.text).candidates:
                 if c not in found:
                     found.append(c)
         return found[:size]
-
-
-def _user(text: str) -> Any:
-    from promptclimb.llm.base import Message
-
-    return Message("user", text)
 
 
 def task_vars(task: TaskInfo, n_classes: int = 8) -> dict[str, str]:
@@ -217,11 +216,8 @@ class MetaPrompt:
         return string.Template(self.sections[section]).substitute(
             {k: str(v) for k, v in values.items()}).strip("\n")
 
-    def message(self, section: str, **values: object) -> Any:
-        from promptclimb.llm.base import Message
-
-        role = "system" if section == "system" else "user"
-        return Message(role, self.render(section, **values))
+    def message(self, section: str, **values: object) -> Message:
+        return Message("system" if section == "system" else "user", self.render(section, **values))
 
 
 @cache

@@ -108,7 +108,7 @@ class HillClimbProposer(Proposer):
             tried: list[Trial] = []
             previous = shown[0].train_score if shown else None
             for it in range(s.iterations):
-                where = {"restart": int(env.stream), "reset": reset, "iteration": it}
+                where = (int(env.stream), reset, it)
                 key = f"r{env.stream}/n{reset}/k{it}"
                 convo, reply, proposals = self._ask(env, convo, shown, tried, key, where)
                 trials = yield proposals
@@ -128,11 +128,12 @@ class HillClimbProposer(Proposer):
 
     def _ask(
         self, env: ProposerEnv, convo: list[Message], shown: list[Trial], tried: list[Trial],
-        key: str, where: dict[str, int],
+        key: str, where: tuple[int, int, int],
     ) -> tuple[list[Message], str, list[Proposal]]:
         """One iteration's request, with corrective retries. Returns the conversation as it
         stands, the usable reply text ('' if none) and the proposals to score."""
         s = self.settings
+        restart, reset, iteration = where
         reason, raw, exchange_id = "no reply", "", None
         for attempt in range(s.max_retries + 1):
             request = ChatRequest(
@@ -151,14 +152,14 @@ class HillClimbProposer(Proposer):
             parsed = parse_candidates(raw, limit=s.per_iteration)
             if parsed.candidates:
                 return convo, raw, [
-                    Proposal(f"{key}/c{j}", c, raw=raw, exchange_id=exchange_id, **where)
+                    Proposal(f"{key}/c{j}", c, raw, None, restart, reset, iteration, exchange_id)
                     for j, c in enumerate(parsed.candidates)
                 ]
             reason = parsed.reason
             convo = [*convo, Message("assistant", raw),
                      self.prompts.message("corrective", reason=reason)]
-        return convo, "", [Proposal(f"{key}/failed", None, raw=raw, error=reason,
-                                    exchange_id=exchange_id, **where)]
+        return convo, "", [Proposal(f"{key}/failed", None, raw, reason, restart, reset, iteration,
+                                    exchange_id)]
 
 
 def build(arg: str, *, options: dict[str, Any]) -> HillClimbProposer:
