@@ -60,6 +60,10 @@ class RunConfig(BaseModel):
     replay_only: bool = Field(False, description="fail on an LLM cache miss instead of calling")
     score_val: bool = Field(False, description="also score every template on the val split")
     evaluate_test: bool = Field(True, description="score the final template on the test split")
+    selection: str = Field("best_train", description="rule choosing the final template, see selection.py")
+    ensemble_k: int = Field(0, ge=0, le=100, description="also score the top-k templates as an ensemble")
+    oracle_top_n: int = Field(0, ge=0, le=1000,
+                              description="report only: best on test among the top-N on train")
     n_jobs: int = Field(1, ge=1, le=64, description="restarts run concurrently (remote LLMs)")
 
 

@@ -18,6 +18,7 @@ from promptclimb.llm.base import ChatLLM, ChatReply
 from promptclimb.llm.cache import LLMCache
 from promptclimb.proposers import build_method
 from promptclimb.proposers.base import Proposer
+from promptclimb.selection import build_selector
 from promptclimb.store import RunStore, StoreError
 from promptclimb.study import Budget, Callback, Study, StudyResult
 from promptclimb.tasks import Task, build_task
@@ -36,6 +37,7 @@ class RunParts:
 
 def build_parts(config: RunConfig) -> RunParts:
     """Everything a run needs, or one clear error before any work is done."""
+    build_selector(config.selection)
     try:
         proposer = build_method(config.method, config.method_options)
     except ValidationError as err:
@@ -71,7 +73,8 @@ def make_study(parts: RunParts, store: RunStore, callbacks: Sequence[Callback] =
         store=store, proposer=parts.proposer, scorer=parts.scorer, task=parts.task.info,
         llm=parts.llm, seed=c.seed, budget=Budget(**c.budget.model_dump()), callbacks=callbacks,
         llm_cache=cache, replay_only=c.replay_only, score_val=c.score_val,
-        cost_fn=_cost_fn(parts.llm), evaluate_test=c.evaluate_test,
+        cost_fn=_cost_fn(parts.llm), evaluate_test=c.evaluate_test, selector=build_selector(c.selection),
+        ensemble_k=c.ensemble_k, oracle_top_n=c.oracle_top_n,
     )
 
 

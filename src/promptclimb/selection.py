@@ -1,15 +1,24 @@
-"""Choosing the final template(s) from a run's trials. Only train (and val) scores are used:
+"""Choosing the final template(s) from a run's trials. Only train (and val) figures are used:
 the test split is evaluated for what is chosen, never to choose.
 
-The default rule is the paper's: best train accuracy. Ties (frequent: few-shot accuracy moves
-in coarse steps) go to the higher val score when there is one, then the higher mean margin when
-the scorer reports it, then the earlier trial.
+Few-shot accuracy is a coarse, noisy objective (at 8 shots x 5 classes it moves in steps of
+2.5 points and several templates tie at the top), so besides the paper's rule there are rules
+that use more of what the scorer measured:
+
+- ``best_train`` (the paper): best train accuracy; ties -> val -> mean margin -> earlier trial.
+- ``best_val``: best score on a validation split held out from the shots (``score_val``).
+- ``margin``: best mean margin of the true class over the best other class (a smooth
+  objective; needs a scorer that exposes similarities, so not for predictions-only scorers).
+- ``bootstrap``: the template most often best when the train images are resampled
+  (the same resample for every template: paired), i.e. the one whose lead is least luck.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
+
+import numpy as np
 
 from promptclimb.candidate import Trial, TrialState
 
@@ -32,18 +41,97 @@ def unique_complete(trials: Sequence[Trial]) -> list[Trial]:
     return out
 
 
-class BestTrainSelector:
-    """Best train score; ties -> val score -> mean margin -> earlier trial."""
+def _margin(t: Trial) -> float:
+    return float(t.metrics.get("mean_margin", -1e9))
 
-    name = "best_train"
+
+def _val(t: Trial) -> float:
+    return t.val_score if t.val_score is not None else -1.0
+
+
+class _KeySelector:
+    """Sort by a key; the subclasses differ only in the key."""
+
+    name = ""
+    key: Callable[[Trial], tuple[float, ...]]
 
     def select(self, trials: Sequence[Trial]) -> list[Trial]:
-        def key(t: Trial) -> tuple[float, float, float, int]:
-            val = t.val_score if t.val_score is not None else -1.0
-            margin = float(t.metrics.get("mean_margin", -1e9))
-            return (-(t.train_score or 0.0), -val, -margin, t.number)
-
-        return sorted(unique_complete(trials), key=key)
+        return sorted(unique_complete(trials), key=self.key)
 
 
-SELECTORS: dict[str, type[BestTrainSelector]] = {"best_train": BestTrainSelector}
+class BestTrainSelector(_KeySelector):
+    name = "best_train"
+
+    @staticmethod
+    def key(t: Trial) -> tuple[float, ...]:
+        return (-(t.train_score or 0.0), -_val(t), -_margin(t), t.number)
+
+
+class BestValSelector(_KeySelector):
+    name = "best_val"
+
+    @staticmethod
+    def key(t: Trial) -> tuple[float, ...]:
+        return (-_val(t), -(t.train_score or 0.0), -_margin(t), t.number)
+
+
+class MarginSelector(_KeySelector):
+    name = "margin"
+
+    @staticmethod
+    def key(t: Trial) -> tuple[float, ...]:
+        return (-_margin(t), -(t.train_score or 0.0), t.number)
+
+
+def unpack_items(packed: object) -> np.ndarray | None:
+    """Per-item outcomes as stored by the Study: a '0'/'1' string or a list of floats."""
+    if isinstance(packed, str):
+        return np.frombuffer(packed.encode(), dtype=np.uint8).astype(np.float64) - ord("0")
+    if isinstance(packed, list):
+        return np.asarray(packed, dtype=np.float64)
+    return None
+
+
+class BootstrapSelector:
+    """Rank by the share of paired bootstrap resamples of the train images in which a template
+    has the best accuracy (ties in a resample are shared). Trials without per-item outcomes
+    rank after those with them, by train score."""
+
+    name = "bootstrap"
+
+    def __init__(self, n_boot: int = 500, seed: int = 0) -> None:
+        self.n_boot = n_boot
+        self.seed = seed
+
+    def win_shares(self, trials: Sequence[Trial]) -> dict[int, float]:
+        rows = [(t, unpack_items(t.metrics.get("per_item"))) for t in unique_complete(trials)]
+        rows = [(t, v) for t, v in rows if v is not None]
+        if not rows or len({len(v) for _, v in rows}) != 1:
+            return {}
+        matrix = np.stack([v for _, v in rows])  # templates x items
+        n = matrix.shape[1]
+        rng = np.random.default_rng(self.seed)
+        weights = rng.multinomial(n, np.full(n, 1.0 / n), size=self.n_boot)  # resamples x items
+        means = matrix @ weights.T  # templates x resamples (sums; same n in every column)
+        best = means == means.max(axis=0, keepdims=True)
+        shares = (best / best.sum(axis=0, keepdims=True)).mean(axis=1)
+        return {t.number: float(s) for (t, _), s in zip(rows, shares, strict=True)}
+
+    def select(self, trials: Sequence[Trial]) -> list[Trial]:
+        shares = self.win_shares(trials)
+        return sorted(unique_complete(trials), key=lambda t: (
+            -shares.get(t.number, -1.0), -(t.train_score or 0.0), -_margin(t), t.number))
+
+
+SELECTORS: dict[str, Callable[[], Selector]] = {
+    "best_train": BestTrainSelector,
+    "best_val": BestValSelector,
+    "margin": MarginSelector,
+    "bootstrap": BootstrapSelector,
+}
+
+
+def build_selector(name: str) -> Selector:
+    if name not in SELECTORS:
+        raise ValueError(f"unknown selection rule {name!r}; known: {', '.join(sorted(SELECTORS))}")
+    return SELECTORS[name]()

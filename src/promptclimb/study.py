@@ -24,7 +24,7 @@ from promptclimb.proposers.base import LLMAnswer, Proposal, ProposalStream, Prop
 from promptclimb.selection import BestTrainSelector, Selector
 from promptclimb.store import RunStore, StoreError
 from promptclimb.tasks.base import TaskInfo
-from promptclimb.vlm.base import Scorer, ScorerConfigError
+from promptclimb.vlm.base import EnsembleScorer, Scorer, ScorerConfigError
 
 Callback = Callable[["Study", Trial], None]
 POOL = "pool"
@@ -75,6 +75,8 @@ class Study:
         selector: Selector | None = None,
         cost_fn: Callable[[ChatReply], float | None] | None = None,
         evaluate_test: bool = True,
+        ensemble_k: int = 0,
+        oracle_top_n: int = 0,
     ) -> None:
         self.store, self.proposer, self.scorer, self.task = store, proposer, scorer, task
         self.seed = seed
@@ -83,7 +85,9 @@ class Study:
         self.score_val = score_val and "val" in scorer.splits()
         self.selector = selector or BestTrainSelector()
         self.cost_fn = cost_fn
-        self.evaluate_test = evaluate_test
+        self.evaluate_test = evaluate_test and "test" in scorer.splits()
+        self.ensemble_k = ensemble_k
+        self.oracle_top_n = oracle_top_n
         self.usage = Usage()
         self.stopped_by: str | None = None
         self._llm = CachedLLM(llm, llm_cache, replay_only) if llm is not None else None
@@ -276,12 +280,11 @@ class Study:
     # -- the end --------------------------------------------------------------------------
     def finish(self) -> StudyResult:
         """Select the final template on train (and val), evaluate it on test, mark finished."""
-        ranking = self.selector.select(self.store.trials())
+        trials = self.store.trials()
+        ranking = self.selector.select(trials)
         best = ranking[0] if ranking else None
-        test: Score | None = None
-        if best is not None and best.template and self.evaluate_test and "test" in self.scorer.splits():
-            with self._score_lock:
-                test = self.scorer.score(best.template, "test")
+        test = self._test(best.template) if best is not None and best.template else None
+        if best is not None and test is not None:
             self.store.set_test_score(best.number, test.value)
             best = best.with_(test_score=test.value)
         self.store.set_result("final", {
@@ -295,9 +298,44 @@ class Study:
             "stopped_by": self.stopped_by,
             "ranking": [t.number for t in ranking[:20]],
         })
+        if self.ensemble_k > 1 and len(ranking) > 1:
+            self._finish_ensemble([t.template for t in ranking[: self.ensemble_k] if t.template])
+        if self.oracle_top_n > 0 and self.evaluate_test:
+            self._finish_oracle(trials)
         self.store.set_result("usage", self.usage.__dict__)
         self.store.set_meta("finished", "true")
         return StudyResult(best, tuple(ranking), test, self.stopped_by, self.usage)
+
+    def _test(self, template: str) -> Score | None:
+        if not self.evaluate_test:
+            return None
+        with self._score_lock:
+            return self.scorer.score(template, "test")
+
+    def _finish_ensemble(self, templates: list[str]) -> None:
+        """The top-k templates scored together (mean of text embeddings), where supported."""
+        if not isinstance(self.scorer, EnsembleScorer):
+            return
+        with self._score_lock:
+            train = self.scorer.score_ensemble(templates, "train")
+            test = self.scorer.score_ensemble(templates, "test") if self.evaluate_test else None
+        self.store.set_result("ensemble", {"templates": templates, "train_score": train.value,
+                                           "test_score": test.value if test else None})
+
+    def _finish_oracle(self, trials: list[Trial]) -> None:
+        """For the report only: the best on test among the top-N on train, beside the chosen one,
+        so the selection gap is visible. Never used to choose."""
+        top = BestTrainSelector().select(trials)[: self.oracle_top_n]
+        scored = []
+        for t in top:
+            score = self._test(t.template or "")
+            if score is not None:
+                self.store.set_test_score(t.number, score.value)
+                scored.append((score.value, -t.number, t))
+        if scored:
+            value, _, oracle = max(scored)
+            self.store.set_result("oracle", {"template": oracle.template, "trial": oracle.number,
+                                             "test_score": value, "top_n": self.oracle_top_n})
 
 
 def _pack(items: Sequence[float]) -> str | list[float]:

@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+import pytest
+
+from promptclimb.candidate import Trial, TrialState
+from promptclimb.selection import (
+    BestTrainSelector,
+    BestValSelector,
+    BootstrapSelector,
+    MarginSelector,
+    build_selector,
+    unpack_items,
+)
+
+
+def _t(n: int, template: str, train: float, *, val: float | None = None, margin: float | None = None,
+       items: str | None = None, state: TrialState = TrialState.COMPLETE) -> Trial:
+    metrics: dict[str, object] = {}
+    if margin is not None:
+        metrics["mean_margin"] = margin
+    if items is not None:
+        metrics["per_item"] = items
+    return Trial(number=n, state=state, template=template, train_score=train, val_score=val,
+                 metrics=metrics)
+
+
+def test_best_train_tie_rule_val_then_margin_then_earlier() -> None:
+    trials = [
+        _t(0, "a {}", 0.80, val=0.5, margin=0.3),
+        _t(1, "b {}", 0.85, val=0.4, margin=0.1),
+        _t(2, "c {}", 0.85, val=0.6, margin=0.0),   # ties 1 on train, wins on val
+        _t(3, "d {}", 0.85, val=0.6, margin=0.2),   # ties 2 on val, wins on margin
+        _t(4, "e {}", 0.85, val=0.6, margin=0.2),   # ties 3 entirely: earlier wins
+        _t(5, "f {}", 0.99, state=TrialState.FAILED),
+        _t(6, "d {}", 0.99, state=TrialState.DUPLICATE),
+    ]
+    assert [t.number for t in BestTrainSelector().select(trials)] == [3, 4, 2, 1, 0]
+
+
+def test_best_val_prefers_held_out_score_over_train() -> None:
+    trials = [_t(0, "a {}", 0.9, val=0.5), _t(1, "b {}", 0.7, val=0.8), _t(2, "c {}", 0.95)]
+    assert BestValSelector().select(trials)[0].number == 1
+    assert BestTrainSelector().select(trials)[0].number == 2
+
+
+def test_margin_breaks_the_coarse_steps_of_accuracy() -> None:
+    trials = [_t(0, "a {}", 0.9, margin=0.01), _t(1, "b {}", 0.875, margin=0.20)]
+    assert MarginSelector().select(trials)[0].number == 1
+
+
+def test_bootstrap_dominance_and_symmetry() -> None:
+    n = 100
+    sup = "1" * 70 + "0" * 30
+    sub1 = "1" * 65 + "0" * 35                     # correct only where sup is
+    sub2 = "0" * 5 + "1" * 60 + "0" * 35           # also a subset of sup
+    shares = BootstrapSelector(n_boot=300).win_shares(
+        [_t(0, "sub1 {}", 0.65, items=sub1), _t(1, "sup {}", 0.70, items=sup), _t(2, "sub2 {}", 0.60, items=sub2)])
+    assert shares[1] == pytest.approx(1.0, abs=0.02)  # tied only if items 65-69 are all left out
+    assert shares[0] < 0.01 and shares[2] < 0.01
+    twin = BootstrapSelector(n_boot=300).win_shares(
+        [_t(0, "x {}", 0.5, items="10" * (n // 2)), _t(1, "y {}", 0.5, items="10" * (n // 2))])
+    assert twin[0] == pytest.approx(0.5) and twin[1] == pytest.approx(0.5)
+
+
+def test_bootstrap_prefers_a_broad_lead_to_a_lucky_one() -> None:
+    # "lucky" beats "steady" by one image on the raw mean, but they disagree on 40 images, while
+    # "steady" agrees with the bulk; the paired resamples make the one-image lead a coin flip,
+    # and a near-copy of "steady" that is one image worse only ever shares a tie.
+    lucky = "1" * 20 + "0" * 20 + "1" * 41 + "0" * 19     # 61 correct
+    steady = "0" * 20 + "1" * 20 + "1" * 40 + "0" * 20    # 60 correct
+    near = "0" * 20 + "1" * 20 + "1" * 39 + "0" * 21      # 59 correct, subset of steady
+    trials = [_t(0, "lucky {}", 0.61, items=lucky), _t(1, "steady {}", 0.60, items=steady),
+              _t(2, "near {}", 0.59, items=near)]
+    shares = BootstrapSelector(n_boot=2000).win_shares(trials)
+    assert shares[2] < 0.2 < shares[1]
+    assert 0.4 < shares[0] < 0.65 and 0.25 < shares[1] < 0.6  # no confident winner
+    assert BestTrainSelector().select(trials)[0].number == 0
+
+
+def test_unpack_items_and_unknown_rule() -> None:
+    assert unpack_items("1011").tolist() == [1.0, 0.0, 1.0, 1.0]  # type: ignore[union-attr]
+    assert unpack_items([0.5, -0.1]).tolist() == [0.5, -0.1]  # type: ignore[union-attr]
+    assert unpack_items(None) is None
+    with pytest.raises(ValueError, match="known: best_train, best_val, bootstrap, margin"):
+        build_selector("oracle")
