@@ -166,3 +166,22 @@ def test_sigkill_mid_run_then_resume_loses_nothing_and_scores_nothing_twice(
         final = "SELECT value FROM results WHERE name='final'"
         assert a.execute(final).fetchone() == b.execute(final).fetchone()
     assert _show(run, capsys)["finished"] is True
+
+
+def test_ctrl_c_says_how_to_resume_and_keeps_the_store(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    args = [*CORE, *MNK, "--set", "scorer_options.delay_s=0.05", "--cache-dir", str(tmp_path / "cache")]
+    proc = subprocess.Popen(_cli("optimize", *args, "--out", str(run)), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while _count_trials(run) < 22 and time.time() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert f"promptclimb resume {run}" in err and "Traceback" not in err
+    n = _count_trials(run)
+    assert n >= 22
+    done = subprocess.run(_cli("resume", str(run)), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert _count_trials(run) == 32

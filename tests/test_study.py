@@ -152,3 +152,16 @@ def test_ask_and_tell(tmp_path: Path) -> None:
     assert len(llm_trials) == 2
     result = study.finish()
     assert result.best is not None and result.best.train_score == max(t.train_score or 0 for t in trials)
+
+
+def test_an_llm_with_nothing_usable_is_reported_in_one_line_and_the_run_ends(tmp_path: Path) -> None:
+    llm = ScriptedLLM(["I would be happy to help with that!"])
+    study = _study(tmp_path, llm=llm, options={"restarts": 2, "resets": 2, "iterations": 5, "max_retries": 1})
+    result = study.optimize()
+    assert len(result.warnings) == 2  # one per restart, each stopped early
+    assert all("no usable template 6 times in a row" in w and "\n" not in w for w in result.warnings)
+    assert "no {} placeholder" in result.warnings[0]
+    failed = [t for t in study.trials() if t.state is TrialState.FAILED]
+    assert len(failed) == 12 and len(llm.requests) == 24  # 2 attempts per failed trial
+    assert result.best is not None and result.best.exchange_id is None  # the pool's best stands
+    assert study.store.result("warnings") == list(result.warnings)

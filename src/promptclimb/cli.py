@@ -116,6 +116,8 @@ def cmd_resume(args: argparse.Namespace, console: Console) -> int:
 def _print_result(console: Console, out: Path, result: Any) -> int:
     from promptclimb.proposers.base import format_score
 
+    for warning in result.warnings:
+        print(f"promptclimb: warning: {warning}", file=sys.stderr)
     if result.best is None:
         console.print("[red]no template could be scored[/]; see `promptclimb show` for why")
         return 1

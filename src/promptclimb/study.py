@@ -55,6 +55,7 @@ class StudyResult:
     test_score: Score | None
     stopped_by: str | None
     usage: Usage
+    warnings: tuple[str, ...] = ()
 
 
 class Study:
@@ -77,6 +78,7 @@ class Study:
         evaluate_test: bool = True,
         ensemble_k: int = 0,
         oracle_top_n: int = 0,
+        max_failed_replies: int = 6,
     ) -> None:
         self.store, self.proposer, self.scorer, self.task = store, proposer, scorer, task
         self.seed = seed
@@ -90,6 +92,8 @@ class Study:
         self.oracle_top_n = oracle_top_n
         self.usage = Usage()
         self.stopped_by: str | None = None
+        self.max_failed_replies = max_failed_replies
+        self.warnings: list[str] = []
         self._llm = CachedLLM(llm, llm_cache, replay_only) if llm is not None else None
         self._lock = threading.RLock()
         self._score_lock = threading.Lock()  # scorers (torch models) are not assumed thread-safe
@@ -144,16 +148,31 @@ class Study:
         )
 
     def _drive(self, stream: str, gen: ProposalStream) -> None:
+        failures, last = 0, ""
         try:
             batch = next(gen)
             while self.stopped_by is None:
-                batch = gen.send([self._process(p, stream) for p in batch])
+                trials = [self._process(p, stream) for p in batch]
+                unusable = [t for t in trials if t.state is TrialState.FAILED and t.template is None]
+                failures = failures + 1 if trials and len(unusable) == len(trials) else 0
+                last = unusable[-1].error or "" if unusable else last
+                if failures >= self.max_failed_replies:
+                    self._warn(f"stream {stream}: the LLM gave no usable template {failures} times in a row "
+                               f"(last: {last[:120]}); stopped this stream. Use a stronger model, or the "
+                               "llamacpp backend whose grammar forces the template shape")
+                    break
+                batch = gen.send(trials)
         except StopIteration:
             pass
         except BudgetExhausted as stop:
             self.stopped_by = stop.what
         finally:
             gen.close()
+
+    def _warn(self, message: str) -> None:
+        with self._lock:
+            self.warnings.append(message)
+            self.store.set_result("warnings", self.warnings)
 
     def _stream_of(self, p: Proposal) -> str:
         return POOL if p.key.startswith("pool/") else str(p.restart)
@@ -304,7 +323,7 @@ class Study:
             self._finish_oracle(trials)
         self.store.set_result("usage", self.usage.__dict__)
         self.store.set_meta("finished", "true")
-        return StudyResult(best, tuple(ranking), test, self.stopped_by, self.usage)
+        return StudyResult(best, tuple(ranking), test, self.stopped_by, self.usage, tuple(self.warnings))
 
     def _test(self, template: str) -> Score | None:
         if not self.evaluate_test:
