@@ -23,6 +23,7 @@ LLMS: Registry[ChatLLM] = Registry(
     "llm",
     {
         "scripted": "promptclimb.testing.scripted:build",
+        "llamacpp": "promptclimb.llm.llamacpp:build",
     },
 )
 

@@ -85,6 +85,27 @@ class ProposerEnv:
         return next((t for t in self.scored() if t.template == template), None)
 
 
+@dataclass(frozen=True)
+class Asked:
+    """What one request with corrective retries came to."""
+
+    messages: list[Message]  # the conversation as it stands, corrective turns included
+    raw: str  # the last reply
+    fresh: tuple[Candidate, ...]  # new templates, to score
+    repeats: tuple[Candidate, ...]  # already scored: answered from the store
+    reason: str  # why nothing fresh came back
+    exchange_id: int | None
+
+    def proposals(self, key: str, restart: int = 0, reset: int = 0, iteration: int = 0) -> list[Proposal]:
+        """Fresh templates if any, else the repeats (recorded as duplicates), else one failure."""
+        chosen = self.fresh or self.repeats
+        if chosen:
+            return [Proposal(f"{key}/c{j}", c, self.raw, None, restart, reset, iteration, self.exchange_id)
+                    for j, c in enumerate(chosen)]
+        return [Proposal(f"{key}/failed", None, self.raw, self.reason, restart, reset, iteration,
+                         self.exchange_id)]
+
+
 class PoolSettings(BaseModel):
     """Where the starting pool comes from: the task's hand-written templates topped up from a
     generic list, a file (one template a line), or the LLM."""
@@ -101,6 +122,9 @@ class ProposerSettings(BaseModel):
     temperature: float = Field(1.0, ge=0.0, le=2.0)
     max_tokens: int = Field(64, ge=8, le=4096)
     max_retries: int = Field(2, ge=0, le=10, description="corrective messages per failed reply")
+    retry_repeats: bool = Field(True, description="ask again when every suggestion was tried already")
+    retry_heat: float = Field(0.3, ge=0.0, le=1.0, description="temperature added per corrective retry")
+    filter_degenerate: bool = Field(True, description="reject repeated words, non-words, near-copies")
 
 
 class Proposer:
@@ -128,6 +152,59 @@ class Proposer:
     def run_stream(self, env: ProposerEnv) -> ProposalStream:
         return
         yield  # pragma: no cover
+
+    def ask_templates(self, env: ProposerEnv, messages: list[Message], key: str, n: int = 1,
+                      completion_prompt: str | None = None) -> Asked:
+        """Ask for ``n`` new templates, with bounded corrective retries for replies that hold
+        none, only repeats of scored templates, or only degenerate ones. LLM errors end the
+        attempt (the caller records a failure); setup errors and cache misses propagate."""
+        from promptclimb.llm.base import CacheMiss, LLMConfigError, LLMError
+        from promptclimb.proposers.filters import degeneracy
+
+        s, common = self.settings, MetaPrompt.load("common")
+        known = {t.template: t for t in env.scored() if t.template}
+        raw, reason, exchange_id, repeats = "", "no reply", None, ()
+        for attempt in range(s.max_retries + 1):
+            # Each retry samples hotter: a weak model's repeats are its most likely continuation.
+            temperature = min(2.0, s.temperature + s.retry_heat * attempt)
+            request = ChatRequest(tuple(messages), temperature=temperature, max_tokens=s.max_tokens,
+                                  seed=env.derived_seed(key, attempt), shape="template_line",
+                                  completion_prompt=completion_prompt)
+            try:
+                answer = env.chat(request)
+            except (LLMConfigError, CacheMiss):
+                raise
+            except LLMError as err:
+                reason = f"LLM error: {err}"
+                break
+            raw, exchange_id = answer.reply.text, answer.exchange_id
+            parsed = parse_candidates(raw)
+            seen = [c for c in parsed.candidates if c.template in known]
+            fresh, bad = [], []
+            for c in parsed.candidates:
+                if c.template in known:
+                    continue
+                why = degeneracy(c.template, known) if s.filter_degenerate else None
+                (bad.append((c, why)) if why else fresh.append(c))
+            if fresh:
+                return Asked(messages, raw, tuple(fresh[:n]), (), "", exchange_id)
+            repeats = tuple(seen[:n])
+            if repeats and not s.retry_repeats:
+                break
+            if bad:
+                reason = f"degenerate: {bad[0][1]}"
+                fix = common.message("corrective_degenerate", template=bad[0][0].template, reason=bad[0][1])
+            elif seen:
+                reason = "only templates already tried"
+                scores = ", ".join(format_score(known[c.template].train_score) for c in seen)
+                fix = common.message("corrective_repeat", templates=", ".join(f'"{c}"' for c in seen),
+                                     scores=scores)
+            else:
+                reason = parsed.reason
+                fix = common.message("corrective", reason=reason)
+            if attempt < s.max_retries:
+                messages = [*messages, Message("assistant", raw), fix]
+        return Asked(messages, raw, (), repeats, reason, exchange_id)
 
     def _pool_templates(self, env: ProposerEnv) -> list[Candidate]:
         pool = self.settings.pool
@@ -247,6 +324,6 @@ def ranked(trials: Sequence[Trial]) -> list[Trial]:
 
 
 __all__ = [
-    "LLMAnswer", "MetaPrompt", "PoolSettings", "Proposal", "ProposalStream", "Proposer",
+    "Asked", "LLMAnswer", "MetaPrompt", "PoolSettings", "Proposal", "ProposalStream", "Proposer",
     "ProposerEnv", "ProposerSettings", "format_score", "ranked", "read_template_file",
 ]

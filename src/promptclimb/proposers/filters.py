@@ -11,11 +11,14 @@ import re
 from collections import Counter
 from collections.abc import Iterable
 from difflib import SequenceMatcher
+from itertools import pairwise
 
 _WORD = re.compile(r"[^\W\d_]+(?:['-][^\W\d_]+)*", re.UNICODE)
 _TOKEN = re.compile(r"\S+")
 # Short function words may repeat ("a photo of a {}, a type of ..."), content words may not.
-_FUNCTION_WORDS = frozenset("a an the of in on at to and or with for by from is this that it its".split())
+_FUNCTION_WORDS = frozenset(
+    ["a", "an", "the", "of", "in", "on", "at", "to", "and", "or", "with", "for", "by", "from", "is", "this",
+     "that", "it", "its"])
 
 
 def _normalise(text: str) -> str:
@@ -27,7 +30,7 @@ def degeneracy(template: str, shown: Iterable[str] = (), near_copy_ratio: float 
     body = template.replace("{}", " ")
     tokens = _TOKEN.findall(body)
     words = [w.lower() for w in _WORD.findall(template.replace("{}", " SLOT "))]
-    if any(a == b for a, b in zip(words, words[1:], strict=False)):
+    if any(a == b for a, b in pairwise(words)):
         return "repeated words"
     counts = Counter(w for w in words if w not in _FUNCTION_WORDS and w != "slot")
     if counts and max(counts.values()) >= 3:

@@ -13,8 +13,8 @@ from typing import Any
 
 from pydantic import Field
 
-from promptclimb.candidate import Trial, TrialState, parse_candidates
-from promptclimb.llm.base import CacheMiss, ChatRequest, LLMConfigError, LLMError, Message
+from promptclimb.candidate import Trial, TrialState
+from promptclimb.llm.base import Message
 from promptclimb.proposers.base import (
     MetaPrompt,
     Proposal,
@@ -108,10 +108,12 @@ class HillClimbProposer(Proposer):
             tried: list[Trial] = []
             previous = shown[0].train_score if shown else None
             for it in range(s.iterations):
-                where = (int(env.stream), reset, it)
                 key = f"r{env.stream}/n{reset}/k{it}"
-                convo, reply, proposals = self._ask(env, convo, shown, tried, key, where)
-                trials = yield proposals
+                asked = self.ask_templates(env, convo, key, s.per_iteration,
+                                           self._completion(env, shown, tried))
+                convo = asked.messages
+                trials = yield asked.proposals(key, int(env.stream), reset, it)
+                reply = asked.raw if (asked.fresh or asked.repeats) else ""
                 if not reply:
                     continue  # recorded as a failed trial; the conversation carries the correction
                 tried.extend(trials)
@@ -125,42 +127,6 @@ class HillClimbProposer(Proposer):
                 else:
                     ask = self.prompts.render("ask", **self._vars(env))
                     convo = [*convo, Message("assistant", reply), Message("user", "\n".join([*notes, ask]))]
-
-    def _ask(
-        self, env: ProposerEnv, convo: list[Message], shown: list[Trial], tried: list[Trial],
-        key: str, where: tuple[int, int, int],
-    ) -> tuple[list[Message], str, list[Proposal]]:
-        """One iteration's request, with corrective retries. Returns the conversation as it
-        stands, the usable reply text ('' if none) and the proposals to score."""
-        s = self.settings
-        restart, reset, iteration = where
-        reason, raw, exchange_id = "no reply", "", None
-        for attempt in range(s.max_retries + 1):
-            request = ChatRequest(
-                tuple(convo), temperature=s.temperature, max_tokens=s.max_tokens,
-                seed=env.derived_seed(key, attempt), shape="template_line",
-                completion_prompt=self._completion(env, shown, tried),
-            )
-            try:
-                answer = env.chat(request)
-            except (LLMConfigError, CacheMiss):
-                raise
-            except LLMError as err:
-                reason = f"LLM error: {err}"
-                break
-            raw, exchange_id = answer.reply.text, answer.exchange_id
-            parsed = parse_candidates(raw, limit=s.per_iteration)
-            if parsed.candidates:
-                return convo, raw, [
-                    Proposal(f"{key}/c{j}", c, raw, None, restart, reset, iteration, exchange_id)
-                    for j, c in enumerate(parsed.candidates)
-                ]
-            reason = parsed.reason
-            convo = [*convo, Message("assistant", raw),
-                     self.prompts.message("corrective", reason=reason)]
-        return convo, "", [Proposal(f"{key}/failed", None, raw, reason, restart, reset, iteration,
-                                    exchange_id)]
-
 
 def build(arg: str, *, options: dict[str, Any]) -> HillClimbProposer:
     del arg

