@@ -153,6 +153,10 @@ class Proposer:
         return
         yield  # pragma: no cover
 
+    def shows_scores(self) -> bool:
+        """Whether the LLM may be told scores; corrective messages about repeats follow it."""
+        return True
+
     def ask_templates(self, env: ProposerEnv, messages: list[Message], key: str, n: int = 1,
                       completion_prompt: str | None = None) -> Asked:
         """Ask for ``n`` new templates, with bounded corrective retries for replies that hold
@@ -163,7 +167,8 @@ class Proposer:
 
         s, common = self.settings, MetaPrompt.load("common")
         known = {t.template: t for t in env.scored() if t.template}
-        raw, reason, exchange_id, repeats = "", "no reply", None, ()
+        raw, reason, exchange_id = "", "no reply", None
+        repeats: tuple[Candidate, ...] = ()
         for attempt in range(s.max_retries + 1):
             # Each retry samples hotter: a weak model's repeats are its most likely continuation.
             temperature = min(2.0, s.temperature + s.retry_heat * attempt)
@@ -196,9 +201,12 @@ class Proposer:
                 fix = common.message("corrective_degenerate", template=bad[0][0].template, reason=bad[0][1])
             elif seen:
                 reason = "only templates already tried"
-                scores = ", ".join(format_score(known[c.template].train_score) for c in seen)
-                fix = common.message("corrective_repeat", templates=", ".join(f'"{c}"' for c in seen),
-                                     scores=scores)
+                quoted = ", ".join(f'"{c}"' for c in seen)
+                if self.shows_scores():
+                    scores = ", ".join(format_score(known[c.template].train_score) for c in seen)
+                    fix = common.message("corrective_repeat", templates=quoted, scores=scores)
+                else:
+                    fix = common.message("corrective_repeat_plain", templates=quoted)
             else:
                 reason = parsed.reason
                 fix = common.message("corrective", reason=reason)

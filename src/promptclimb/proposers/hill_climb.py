@@ -52,6 +52,9 @@ class HillClimbProposer(Proposer):
     def n_streams(self) -> int:
         return self.settings.restarts
 
+    def shows_scores(self) -> bool:
+        return self.settings.score_feedback
+
     # -- what is sent ---------------------------------------------------------------------
     def _opening(self, env: ProposerEnv) -> tuple[list[Message], list[Trial]]:
         s = self.settings

