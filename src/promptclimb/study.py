@@ -257,7 +257,7 @@ class Study:
     def _chat(self, request: ChatRequest) -> LLMAnswer:
         if self._llm is None:
             raise LLMConfigError(f"method {self.proposer.name!r} needs an LLM: pass --llm")
-        key = request.key(self._llm.name)
+        key = request.key(self._llm.cache_id)
         sample = self._llm.next_sample(key)
         with self._lock:
             self._calls += 1

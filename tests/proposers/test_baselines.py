@@ -17,7 +17,8 @@ ONE_REQUEST = {
     "iterative_ape": {"rounds": 1, "top_k": 1, "paraphrases": 1},
     "opro": {"steps": 1},
 }
-FIRST_KEY = {"llm_no_feedback": "nofb/0", "ape": "ape/0/0/p0", "iterative_ape": "ape/0/0/p0", "opro": "opro/0"}
+FIRST_KEY = {"llm_no_feedback": "nofb/0", "ape": "ape/0/0/p0", "iterative_ape": "ape/0/0/p0",
+             "opro": "opro/0"}
 
 
 def _best_first() -> list[str]:

@@ -63,6 +63,8 @@ class CachedLLM:
     def __init__(self, inner: ChatLLM, cache: LLMCache | None, replay_only: bool = False) -> None:
         self.inner = inner
         self.name = inner.name
+        # What replies depend on besides the request (backend options): part of every key.
+        self.cache_id: str = getattr(inner, "cache_id", inner.name)
         self.cache = cache
         self.replay_only = replay_only
         self._seen: Counter[str] = Counter()
@@ -74,7 +76,7 @@ class CachedLLM:
             return self._seen[key] - 1
 
     def chat(self, request: ChatRequest) -> ChatReply:
-        key = request.key(self.name)
+        key = request.key(self.cache_id)
         return self.chat_at(request, key, self.next_sample(key))
 
     def chat_at(self, request: ChatRequest, key: str, sample: int) -> ChatReply:

