@@ -171,6 +171,54 @@ def cmd_methods(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace, console: Console) -> int:
+    from promptclimb.report.html import write_run_report
+
+    path = write_run_report(Path(args.dir), Path(args.out) if args.out else None)
+    console.print(f"wrote {path}", highlight=False)
+    return 0
+
+
+def _csv(value: str | None, kind: type = str) -> list[Any] | None:
+    return None if value is None else [kind(v.strip()) for v in value.split(",") if v.strip()]
+
+
+def cmd_bench(args: argparse.Namespace, console: Console) -> int:
+    from promptclimb.bench.grid import cells, load_spec
+    from promptclimb.bench.report import write_grid_report
+    from promptclimb.bench.runner import InProcessExecutor, ProcessExecutor, RayExecutor, run_grid
+    from promptclimb.bench.tables import write_tables
+    from promptclimb.report.plots import grid_curves
+
+    spec = load_spec(args.config, {
+        "tasks": _csv(args.tasks), "shots": _csv(args.shots, int), "seeds": _csv(args.seeds, int),
+        "methods": args.methods.split("|") if args.methods else None, "scorers": _csv(args.scorers),
+        "llm": args.llm, "budget": args.budget, "cache_dir": args.cache_dir, "data_root": args.data_root,
+    })
+    out = Path(args.out)
+    executor: Any
+    if args.ray is not None:
+        executor = RayExecutor(args.ray or None)
+    elif args.workers > 1:
+        executor = ProcessExecutor(args.workers)
+    else:
+        executor = InProcessExecutor()
+    total = len(cells(spec))
+    console.print(f"[bold]bench[/] {total} cells → {out}", highlight=False)
+
+    def progress(i: int, n: int, result: dict[str, Any]) -> None:
+        console.print(f"[{i}/{n}] {result['status']:<8} {result['seconds']:>7.1f}s  {result['cell']}",
+                      highlight=False)
+
+    run_grid(spec, out, executor, progress)
+    tables = write_tables(spec, out)
+    curves = grid_curves(spec, out)
+    report = write_grid_report(spec, out, tables, curves)
+    console.print(tables["markdown"], highlight=False, markup=False)
+    console.print(f"tables: {out / 'tables.md'}  report: {report}", highlight=False)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="promptclimb", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -194,6 +242,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--to", help="output folder (default DIR/export)")
     p.add_argument("--top", type=int, default=5, help="templates in best_templates.txt")
     p.set_defaults(func=cmd_export)
+    p = sub.add_parser("report", help="write a run's static HTML report")
+    p.add_argument("dir")
+    p.add_argument("--out", help="HTML file (default DIR/report.html)")
+    p.set_defaults(func=cmd_report)
+    p = sub.add_parser("bench", help="run a grid of data sets x shots x seeds x methods x scorers")
+    p.add_argument("--config", type=Path, help="TOML or JSON grid spec (fields of GridSpec)")
+    p.add_argument("--tasks", help="comma-separated, e.g. tuxpaint,fashion-mnist")
+    p.add_argument("--shots", help="comma-separated, e.g. 1,16")
+    p.add_argument("--seeds", help="comma-separated, e.g. 1,2,3")
+    p.add_argument("--methods", help="'|'-separated (fixed templates hold commas), e.g. hill_climb|best_of_pool")
+    p.add_argument("--scorers", help="comma-separated scorer backbones")
+    p.add_argument("--llm")
+    p.add_argument("--budget", type=int, help="scorer queries per cell (the same for every method)")
+    p.add_argument("--cache-dir")
+    p.add_argument("--data-root")
+    p.add_argument("--workers", type=int, default=1, help="local worker processes (default: this process)")
+    p.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                   help="run cells as Ray tasks: a local Ray, or the cluster at ADDRESS")
+    p.add_argument("--out", required=True, help="grid directory; rerunning skips finished cells")
+    p.set_defaults(func=cmd_bench)
     p = sub.add_parser("methods", help="list methods, tasks, scorers and LLMs")
     p.set_defaults(func=cmd_methods)
     for extra in EXTRA_COMMANDS:

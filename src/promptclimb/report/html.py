@@ -1,0 +1,169 @@
+"""`promptclimb report RUN`: one static HTML file (inline CSS, plots as data URIs, no script, no
+server): the resolved config, the final template(s) against the baselines the run scored, the
+budget curve, every conversation with the score of each suggestion, failed replies and why,
+token counts and cost. LLM text is untrusted: everything is escaped."""
+
+from __future__ import annotations
+
+import base64
+import json
+import tempfile
+from collections import defaultdict
+from html import escape
+from pathlib import Path
+from typing import Any
+
+from promptclimb.candidate import Trial, TrialState
+from promptclimb.proposers.base import format_score
+from promptclimb.store import Exchange, RunStore, StoreError
+from promptclimb.summary import best_trials, run_summary
+
+CSS = """
+body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222;padding:0 1em}
+h1{font-size:1.5em}h2{margin-top:1.8em;border-bottom:1px solid #ddd}
+table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ddd;padding:3px 8px;text-align:left;
+vertical-align:top}th{background:#f4f4f4}code,pre{font-family:ui-monospace,monospace;font-size:12.5px}
+pre{white-space:pre-wrap;background:#f8f8f8;padding:6px 8px;margin:2px 0;border-radius:4px}
+.final{background:#e9f7ea}.failed{color:#b00}.duplicate{color:#a60}.complete{color:#060}
+.msg{border-left:3px solid #ccc;padding-left:8px;margin:6px 0}.user{border-color:#69c}
+.assistant{border-color:#6a6}.system{border-color:#aaa}.role{font-size:11px;color:#777;text-transform:uppercase}
+details{margin:.4em 0}summary{cursor:pointer;font-weight:600}img{max-width:100%}
+"""
+
+
+def _table(header: list[str], rows: list[list[str]], raw: bool = False) -> str:
+    head = "".join(f"<th>{escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{c if raw else escape(c)}</td>" for c in r) + "</tr>" for r in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _png(path: Path) -> str:
+    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode()
+
+
+def _curve(store: RunStore) -> str:
+    from promptclimb.report.plots import plot_curves
+
+    curve = store.result("curve") or _train_curve(store.trials())
+    if not curve:
+        return "<p>No scored trial.</p>"
+    with tempfile.TemporaryDirectory() as tmp:
+        path = plot_curves({store.config.get("method", "run"): [curve]}, Path(tmp) / "c.png", "this run")
+        return f'<img alt="budget curve" src="{_png(path)}">'
+
+
+def _train_curve(trials: list[Trial]) -> list[dict[str, Any]]:
+    points, queries, best = [], 0, None
+    for t in trials:
+        queries += int(t.metrics.get("queries", 0))
+        if t.state is TrialState.COMPLETE and t.train_score is not None:
+            best = t.train_score if best is None else max(best, t.train_score)
+        points.append({"queries": queries, "tokens": 0, "best_train": best, "best_test": None})
+    return points
+
+
+def _final(store: RunStore, trials: list[Trial]) -> str:
+    final = store.result("final") or {}
+    oracle = store.result("oracle")
+    ensemble = store.result("ensemble")
+    rows = [["chosen (best on train)", final.get("template") or "–", format_score(final.get("train_score")),
+             format_score(final.get("val_score")), format_score(final.get("test_score"))]]
+    pool = [t for t in trials if t.exchange_id is None and t.state is TrialState.COMPLETE]
+    if pool:
+        b = best_trials(pool, 1)[0]
+        rows.append(["best of the starting pool", b.template or "", format_score(b.train_score),
+                     format_score(b.val_score), format_score(b.test_score)])
+    for fixed in ("{}", "a photo of a {}."):
+        t = next((t for t in trials if t.template == fixed and t.state is TrialState.COMPLETE), None)
+        if t:
+            rows.append([f'fixed "{fixed}"', fixed, format_score(t.train_score), format_score(t.val_score),
+                         format_score(t.test_score)])
+    if ensemble:
+        rows.append([f"ensemble of top {len(ensemble['templates'])}", " | ".join(ensemble["templates"]),
+                     format_score(ensemble["train_score"]), "n/a", format_score(ensemble["test_score"])])
+    if oracle:
+        rows.append([f"oracle: best on test among top {oracle['top_n']} (not selectable)", oracle["template"],
+                     "", "", format_score(oracle["test_score"])])
+    note = ("<p>Test accuracy is scored only for the chosen template (and, for the oracle row, after the "
+            "run); it is never used to choose.</p>")
+    return _table(["", "template", "train", "val", "test"], rows) + note
+
+
+def _message(role: str, content: str) -> str:
+    return f'<div class="msg {escape(role)}"><div class="role">{escape(role)}</div><pre>{escape(content)}</pre></div>'
+
+
+def _conversations(trials: list[Trial], exchanges: list[Exchange]) -> str:
+    by_id = {e.id: e for e in exchanges}
+    groups: dict[tuple[int, int], list[Trial]] = defaultdict(list)
+    for t in trials:
+        if t.exchange_id is not None:
+            groups[(t.restart, t.reset)].append(t)
+    parts = []
+    for (restart, reset), ts in sorted(groups.items()):
+        last = by_id.get(max(t.exchange_id or 0 for t in ts))
+        convo = ""
+        if last is not None:
+            convo = "".join(_message(m.role, m.content) for m in last.request.messages)
+            if last.reply is not None:
+                convo += _message("assistant", last.reply.text)
+            if last.request.completion_prompt:
+                convo += ("<details><summary>list-continuation form sent to completion models</summary>"
+                          f"<pre>{escape(last.request.completion_prompt)}</pre></details>")
+        rows = [[str(t.iteration), f'<span class="{t.state.value}">{t.state.value}</span>',
+                 escape(t.template or ""), format_score(t.train_score), escape(t.error or ""),
+                 f"<code>{escape(t.raw[:160])}</code>"] for t in ts]
+        parts.append(f"<details><summary>restart {restart} · reset {reset} — {len(ts)} suggestions, best "
+                     f"{format_score(max((t.train_score or 0) for t in ts))}</summary>"
+                     + _table(["iter", "state", "template", "train", "why failed", "raw reply"], rows, raw=True)
+                     + convo + "</details>")
+    return "".join(parts) or "<p>No LLM conversation (this method uses no LLM).</p>"
+
+
+def render_run_report(run_dir: Path) -> str:
+    store = RunStore.open(run_dir)
+    try:
+        trials, exchanges = store.trials(), store.exchanges()
+        summary = run_summary(store)
+        config = store.config
+        errors = sum(e.error is not None for e in exchanges)
+        cost = [["LLM calls", str(len(exchanges))], ["failed LLM calls", str(errors)],
+                ["prompt tokens", str(sum(e.prompt_tokens for e in exchanges))],
+                ["completion tokens", str(sum(e.completion_tokens for e in exchanges))],
+                ["estimated cost (USD)", f"{summary['llm_cost_usd']:.4f}"],
+                ["scorer queries", str(summary["scorer_queries"])]]
+        hist = [[str(t.number), t.state.value, t.template or "", format_score(t.train_score),
+                 format_score(t.test_score), t.error or ""] for t in trials]
+        extra = ""
+        renderer = _EXTRA_SECTIONS.get(str(config.get("kind", "classify")))
+        if renderer is not None:
+            extra = renderer(store, run_dir)
+        return f"""<!doctype html><html><head><meta charset="utf-8"><title>promptclimb run report</title>
+<style>{CSS}</style></head><body>
+<h1>promptclimb run report: {escape(str(config.get('method')))} on {escape(str(config.get('task')))}</h1>
+<p>{escape(str(run_dir))} · scorer <b>{escape(str(config.get('scorer')))}</b> · LLM
+<b>{escape(str(config.get('llm')))}</b> · seed {escape(str(config.get('seed')))} ·
+{'finished' if summary['finished'] else 'not finished'}</p>
+<h2>Result</h2>{_final(store, trials)}
+<h2>Budget curve</h2>{_curve(store)}
+<h2>Cost</h2>{_table(["", ""], cost)}
+{extra}
+<h2>Conversations</h2>{_conversations(trials, exchanges)}
+<h2>Every trial</h2>{_table(["#", "state", "template", "train", "test", "error"], hist)}
+<h2>Resolved config</h2><pre>{escape(json.dumps(config, indent=1))}</pre>
+</body></html>"""
+    finally:
+        store.close()
+
+
+# Other run kinds (text-to-image) add a section renderer: kind -> fn(store, run_dir) -> HTML.
+_EXTRA_SECTIONS: dict[str, Any] = {}
+
+
+def write_run_report(run_dir: Path, out: Path | None = None) -> Path:
+    if not run_dir.exists():
+        raise StoreError(f"run directory {run_dir} does not exist: pass the --out of a run")
+    html = render_run_report(run_dir)
+    path = out or run_dir / "report.html"
+    path.write_text(html, encoding="utf-8")
+    return path

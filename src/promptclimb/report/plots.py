@@ -1,0 +1,87 @@
+"""Budget curves as PNG (matplotlib, Agg): best train accuracy so far, and the test accuracy of
+that best-so-far template (scored after the run, never used to choose), against scorer queries
+and LLM tokens; per method, the mean over seeds with a min-max band."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def _step(points: Sequence[dict[str, Any]], x_key: str, y_key: str, xs: np.ndarray) -> np.ndarray:
+    """The curve's value at each x: the last point at or before it (NaN before the first)."""
+    out = np.full(len(xs), np.nan)
+    px = np.array([p[x_key] for p in points], dtype=float)
+    py = np.array([np.nan if p[y_key] is None else p[y_key] for p in points], dtype=float)
+    for i, x in enumerate(xs):
+        idx = np.flatnonzero(px <= x)
+        if len(idx):
+            out[i] = py[idx[-1]]
+    return out
+
+
+def plot_curves(curves: dict[str, list[list[dict[str, Any]]]], path: Path, title: str) -> Path:
+    """``curves``: method -> one curve per seed. Three panels: train and test vs queries, train vs tokens."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    panels = (("queries", "best_train", "best train accuracy so far"),
+              ("queries", "best_test", "test accuracy of best-so-far (post hoc)"),
+              ("tokens", "best_train", "best train accuracy so far"))
+    for ax, (x_key, y_key, label) in zip(axes, panels, strict=True):
+        for method, runs in curves.items():
+            runs = [r for r in runs if r]
+            if not runs:
+                continue
+            top = max(max(p[x_key] for p in r) for r in runs)
+            if top <= 0:
+                continue
+            xs = np.linspace(0, top, 200) if x_key == "tokens" else np.arange(1, top + 1)
+            ys = np.array([_step(r, x_key, y_key, xs) for r in runs]) * 100
+            if np.all(np.isnan(ys)):
+                continue
+            with np.errstate(all="ignore"):
+                mean = np.nanmean(ys, axis=0)
+                lo, hi = np.nanmin(ys, axis=0), np.nanmax(ys, axis=0)
+            (line,) = ax.plot(xs, mean, label=method, lw=1.6)
+            ax.fill_between(xs, lo, hi, color=line.get_color(), alpha=0.15)
+        ax.set_xlabel("scorer queries" if x_key == "queries" else "LLM tokens")
+        ax.set_ylabel(f"{label} (%)")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7, loc="lower right")
+    fig.suptitle(title + "  (mean over seeds, band: min-max)", fontsize=10)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def grid_curves(spec: Any, out: Path) -> list[Path]:
+    """One PNG per data set (x shots x scorer) of a benchmark grid."""
+    from promptclimb.bench.grid import cells
+    from promptclimb.bench.runner import cell_dir
+    from promptclimb.store import STORE_FILE, RunStore
+
+    groups: dict[str, dict[str, list[list[dict[str, Any]]]]] = defaultdict(lambda: defaultdict(list))
+    for cell in cells(spec):
+        d = cell_dir(out, cell)
+        if not (d / STORE_FILE).exists():
+            continue
+        store = RunStore.open(d)
+        curve = store.result("curve")
+        store.close()
+        if curve:
+            groups[f"{cell.task}_{cell.shots}shot_{cell.scorer}"][cell.method].append(curve)
+    paths = []
+    for name, curves in groups.items():
+        safe = "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in name)
+        paths.append(plot_curves(curves, out / f"curve_{safe}.png", name))
+    return paths
