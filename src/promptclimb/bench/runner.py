@@ -50,9 +50,10 @@ def run_cell(spec_json: str, cell_json: str, out: str) -> dict[str, Any]:
     return {"cell": cell.id, "status": status, "seconds": round(time.time() - started, 2)}
 
 
-def budget_curve(store: RunStore, scorer: Any) -> list[dict[str, Any]]:
+def budget_curve(store: RunStore, scorer: Any = None) -> list[dict[str, Any]]:
     """Best train score so far against scorer queries and LLM tokens, with the test accuracy of
-    that best-so-far template scored after the run (post hoc: never used to choose)."""
+    that best-so-far template scored after the run (post hoc: never used to choose; skipped
+    without a scorer)."""
     exchanges = {e.id: e for e in store.exchanges()}
     tokens_by_id, total = {}, 0
     for e in sorted(exchanges.values(), key=lambda e: e.id):
@@ -69,7 +70,7 @@ def budget_curve(store: RunStore, scorer: Any) -> list[dict[str, Any]]:
             best, best_template = t.train_score, t.template
             if best_template not in test_cache:
                 test_cache[best_template or ""] = (scorer.score(best_template, "test").value
-                                                   if "test" in scorer.splits() else None)
+                                                   if scorer is not None and "test" in scorer.splits() else None)
         points.append({"queries": queries, "tokens": tokens, "best_train": best,
                        "best_test": test_cache.get(best_template or ""), "template": best_template})
     return points

@@ -44,22 +44,14 @@ def _png(path: Path) -> str:
 def _curve(store: RunStore) -> str:
     from promptclimb.report.plots import plot_curves
 
-    curve = store.result("curve") or _train_curve(store.trials())
+    from promptclimb.bench.runner import budget_curve
+
+    curve = store.result("curve") or budget_curve(store)
     if not curve:
         return "<p>No scored trial.</p>"
     with tempfile.TemporaryDirectory() as tmp:
         path = plot_curves({store.config.get("method", "run"): [curve]}, Path(tmp) / "c.png", "this run")
         return f'<img alt="budget curve" src="{_png(path)}">'
-
-
-def _train_curve(trials: list[Trial]) -> list[dict[str, Any]]:
-    points, queries, best = [], 0, None
-    for t in trials:
-        queries += int(t.metrics.get("queries", 0))
-        if t.state is TrialState.COMPLETE and t.train_score is not None:
-            best = t.train_score if best is None else max(best, t.train_score)
-        points.append({"queries": queries, "tokens": 0, "best_train": best, "best_test": None})
-    return points
 
 
 def _final(store: RunStore, trials: list[Trial]) -> str:

@@ -36,6 +36,7 @@ def plot_curves(curves: dict[str, list[list[dict[str, Any]]]], path: Path, title
               ("queries", "best_test", "test accuracy of best-so-far (post hoc)"),
               ("tokens", "best_train", "best train accuracy so far"))
     for ax, (x_key, y_key, label) in zip(axes, panels, strict=True):
+        drawn = False
         for method, runs in curves.items():
             runs = [r for r in runs if r]
             if not runs:
@@ -52,6 +53,9 @@ def plot_curves(curves: dict[str, list[list[dict[str, Any]]]], path: Path, title
                 lo, hi = np.nanmin(ys, axis=0), np.nanmax(ys, axis=0)
             (line,) = ax.plot(xs, mean, label=method, lw=1.6)
             ax.fill_between(xs, lo, hi, color=line.get_color(), alpha=0.15)
+            drawn = True
+        if not drawn:  # e.g. no LLM (no tokens) or no test split
+            ax.text(0.5, 0.5, "no data for this panel", ha="center", va="center", transform=ax.transAxes)
         ax.set_xlabel("scorer queries" if x_key == "queries" else "LLM tokens")
         ax.set_ylabel(f"{label} (%)")
         ax.grid(alpha=0.3)

@@ -1,0 +1,135 @@
+"""The grid, run for real with the fake scorer and the scripted LLM: tables checked against the
+stores they came from, skipping and resuming cells, bad grid specs."""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from promptclimb.bench.grid import GridSpec, cells, load_spec
+from promptclimb.bench.runner import InProcessExecutor, cell_dir, run_grid
+from promptclimb.bench.tables import t_interval, write_tables
+from promptclimb.cli import main
+from promptclimb.config import ConfigError
+from promptclimb.registry import UnknownNameError
+from promptclimb.store import RunStore
+
+METHODS = ["hill_climb", "best_of_pool", "opro", "fixed:{}"]
+
+
+def _spec(tmp_path: Path, **kw: object) -> GridSpec:
+    data: dict[str, object] = {"tasks": ["demo", "demo:other"], "shots": [1], "seeds": [1, 2],
+                               "methods": METHODS, "scorers": ["fake"], "llm": "scripted", "budget": 26,
+                               "cache_dir": str(tmp_path / "cache"), "oracle_top_n": 3}
+    data.update(kw)
+    return GridSpec.model_validate(data)
+
+
+def test_tables_match_the_stores(tmp_path: Path) -> None:
+    spec = _spec(tmp_path)
+    out = tmp_path / "grid"
+    results = run_grid(spec, out, InProcessExecutor())
+    assert [r["status"] for r in results] == ["ran"] * len(cells(spec))
+    tables = write_tables(spec, out)["tables"]
+
+    # recompute Table 1 independently from each cell's run store
+    header, rows = tables["test"]
+    assert header == ["method", "demo", "demo:other", "average"]
+    for row in rows:
+        method = row[0]
+        means = []
+        for col, task in enumerate(("demo", "demo:other"), start=1):
+            tests = []
+            for seed in (1, 2):
+                cell = next(c for c in cells(spec) if (c.method, c.task, c.seed) == (method, task, seed))
+                store = RunStore.open(cell_dir(out, cell))
+                final = store.result("final")
+                trial = next(t for t in store.trials() if t.number == final["trial"])
+                assert trial.test_score == final["test_score"]
+                assert store.result("usage")["scorer_queries"] <= 26
+                tests.append(100 * final["test_score"])
+            mean, std = float(np.mean(tests)), float(np.std(tests, ddof=1))
+            means.append(mean)
+            assert row[col] == f"{mean:.1f} ± {std:.1f}"
+        assert row[-1] == f"{np.mean(means):.1f}"
+
+    # paired differences: hill_climb minus best_of_pool, pair by pair
+    paired = {r[0]: r for r in tables["paired_test"][1]}
+    row = paired["hill_climb − best_of_pool"]
+    assert row[1] == "4"
+    (out / "tables.md").read_text().index("Paired test-accuracy differences")
+    assert (out / "table_test.csv").read_text().splitlines()[0] == "method,demo,demo:other,average"
+
+
+def test_every_method_gets_the_same_scorer_budget(tmp_path: Path) -> None:
+    spec = _spec(tmp_path, methods=["hill_climb", "opro", "llm_no_feedback"], tasks=["demo"], seeds=[1])
+    run_grid(spec, tmp_path / "g", InProcessExecutor())
+    used = {c.method: RunStore.open(cell_dir(tmp_path / "g", c)).result("usage")["scorer_queries"]
+            for c in cells(spec)}
+    assert set(used.values()) == {26}
+
+
+def test_t_interval() -> None:
+    mean, lo, hi = t_interval([1.0, 2.0, 3.0])
+    assert mean == 2.0 and lo == pytest.approx(2 - 4.302653 / math.sqrt(3)) and hi > 3
+    assert math.isnan(t_interval([1.0])[1])
+
+
+def test_rerun_skips_finished_cells(tmp_path: Path) -> None:
+    spec = _spec(tmp_path, tasks=["demo"], seeds=[1])
+    run_grid(spec, tmp_path / "g", InProcessExecutor())
+    again = run_grid(spec, tmp_path / "g", InProcessExecutor())
+    assert {r["status"] for r in again} == {"skipped"}
+
+
+def test_killed_grid_finishes_only_the_missing_cells(tmp_path: Path) -> None:
+    out = tmp_path / "g"
+    args = ["--tasks", "demo", "--shots", "1", "--seeds", "1,2,3", "--methods", "hill_climb|opro",
+            "--scorers", "fake", "--llm", "scripted", "--budget", "40", "--cache-dir", str(tmp_path / "c"),
+            "--out", str(out)]
+    # slow the fake scorer down so the kill lands mid-grid
+    cfg = tmp_path / "grid.toml"
+    cfg.write_text("[scorer_options]\ndelay_s = 0.03\n")
+    cmd = [sys.executable, "-m", "promptclimb.cli", "bench", "--config", str(cfg), *args]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = out / "cells.log"
+    deadline = time.time() + 120
+    while (not log.exists() or len(log.read_text().splitlines()) < 2) and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    done_before = [json.loads(line)["cell"] for line in log.read_text().splitlines()]
+    assert 2 <= len(done_before) < 6
+    rerun = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    lines = [json.loads(line) for line in log.read_text().splitlines()][len(done_before):]
+    assert {r["cell"] for r in lines if r["status"] == "skipped"} == set(done_before)
+    ran = [r for r in lines if r["status"] != "skipped"]
+    assert len(ran) == 6 - len(done_before)
+    assert all(RunStore.open(p).finished for p in (out / "cells").iterdir())
+
+
+@pytest.mark.parametrize(("override", "error", "message"), [
+    ({"methods": ["nope"]}, UnknownNameError, "unknown method 'nope'"),
+    ({"tasks": ["imagenet-9"]}, UnknownNameError, "unknown task 'imagenet-9'"),
+    ({"scorers": ["clip9"]}, UnknownNameError, "unknown scorer 'clip9'"),
+    ({"seeds": []}, ConfigError, "the grid is empty"),
+])
+def test_bad_grid_specs_fail_before_work(tmp_path: Path, override: dict, error: type, message: str) -> None:
+    with pytest.raises(error, match=message):
+        load_spec(None, {"tasks": ["demo"], "scorers": ["fake"], "llm": "scripted", **override})
+
+
+def test_bench_cli_bad_input_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "--methods", "hill_climb|nope", "--out", str(tmp_path / "g")]) == 2
+    err = capsys.readouterr().err
+    assert "unknown method 'nope'" in err and err.count("\n") == 1
+    assert not (tmp_path / "g").exists()
