@@ -33,5 +33,10 @@ $PIP uvicorn fastapi sse-starlette starlette-context pydantic-settings
 
 if [ "${1:-}" = "--dev" ]; then
   $PIP pytest==9.0.3 hypothesis==6.155.2 ruff==0.17.6 mypy==2.4.1
+  # Headless Chromium for the HTML report test.
+  if ! command -v chromium >/dev/null && command -v apt-get >/dev/null; then
+    SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
+  fi
 fi
 $PIP --no-deps -e .
