@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Mapping
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -99,9 +100,15 @@ class ConSEBackbone:
             return np.asarray(self._encoder.encode(texts, batch_size=128), dtype=np.float32)
 
 
+@cache
+def shared_backbone(top_t: int) -> ConSEBackbone:
+    """One loaded backbone per process: a grid's cells share it instead of reloading models."""
+    return ConSEBackbone(top_t=top_t)
+
+
 def build(arg: str, *, task: Any, cache_dir: Path, options: Mapping[str, Any]) -> ZeroShotScorer:
     opts = dict(options)
     top_t = int(arg or opts.pop("top_t", 10))
-    backbone = ConSEBackbone(top_t=top_t)
+    backbone = shared_backbone(top_t)
     return ZeroShotScorer("conse", backbone, task, cache_dir, batch_size=int(opts.pop("batch_size", 32)),
                           skip_unreadable=bool(opts.pop("skip_unreadable", False)))
