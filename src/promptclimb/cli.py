@@ -212,6 +212,12 @@ def cmd_bench(args: argparse.Namespace, console: Console) -> int:
 
     run_grid(spec, out, executor, progress)
     tables = write_tables(spec, out)
+    if args.selection_study:
+        from promptclimb.bench.selection_study import selection_study
+
+        study_md = selection_study(spec, out, tuple(args.selection_study.split("|")))
+        (out / "selection_study.md").write_text(study_md + "\n", encoding="utf-8")
+        tables["markdown"] += "\n### Selection rules (test accuracy of each rule's pick)\n\n" + study_md + "\n"
     curves = grid_curves(spec, out)
     report = write_grid_report(spec, out, tables, curves)
     console.print(tables["markdown"], highlight=False, markup=False)
@@ -260,6 +266,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=1, help="local worker processes (default: this process)")
     p.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
                    help="run cells as Ray tasks: a local Ray, or the cluster at ADDRESS")
+    p.add_argument("--selection-study", metavar="METHODS",
+                   help="also compare selection rules on these methods' cells ('|'-separated)")
     p.add_argument("--out", required=True, help="grid directory; rerunning skips finished cells")
     p.set_defaults(func=cmd_bench)
     p = sub.add_parser("methods", help="list methods, tasks, scorers and LLMs")

@@ -133,3 +133,21 @@ def test_bench_cli_bad_input_is_one_line(tmp_path: Path, capsys: pytest.CaptureF
     err = capsys.readouterr().err
     assert "unknown method 'nope'" in err and err.count("\n") == 1
     assert not (tmp_path / "g").exists()
+
+
+def test_selection_study_scores_each_rules_pick_on_test(tmp_path: Path) -> None:
+    from promptclimb.bench.selection_study import selection_study
+    from promptclimb.testing.fake_scorer import FakeScorer
+
+    spec = _spec(tmp_path, tasks=["demo"], seeds=[1, 2], methods=["hill_climb"])
+    run_grid(spec, tmp_path / "g", InProcessExecutor())
+    md = selection_study(spec, tmp_path / "g")
+    scorer = FakeScorer()
+    picks = [RunStore.open(cell_dir(tmp_path / "g", c)).result("selection") for c in cells(spec)]
+    for rule in ("best_train", "margin", "bootstrap", "best_val_top10", "oracle_top10"):
+        tests = [100 * scorer.score(p[rule]["template"], "test").value for p in picks]
+        row = next(line for line in md.splitlines() if line.startswith(f"| {rule} |"))
+        assert row == f"| {rule} | {np.mean(tests):.1f} ± {np.std(tests, ddof=1):.1f} |"
+    # the oracle is never below any rule's pick
+    for p in picks:
+        assert all(p["oracle_top10"]["test"] >= p[r]["test"] for r in ("best_train", "margin", "bootstrap"))

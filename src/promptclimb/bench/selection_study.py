@@ -1,0 +1,72 @@
+"""How much each selection rule recovers of the few-shot selection gap, measured on a grid's
+finished cells: every rule picks from the same stored trials (train and margin figures only),
+then the pick is scored on test. ``best_val_top10`` scores the top 10 train templates on the
+val split (10 extra queries) and keeps the best there. The oracle is the best test accuracy
+among the top 10 on train: what a perfect rule could reach, shown so the gap is visible."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from promptclimb.bench.grid import GridSpec, cell_config, cells
+from promptclimb.bench.runner import cell_dir
+from promptclimb.run import build_parts
+from promptclimb.selection import SELECTORS, BestTrainSelector
+from promptclimb.store import STORE_FILE, RunStore
+
+RULES = ("best_train", "margin", "bootstrap", "best_val_top10")
+
+
+def _picks(store: RunStore, scorer: Any) -> dict[str, dict[str, Any]]:
+    trials = store.trials()
+    out: dict[str, dict[str, Any]] = {}
+    for name in ("best_train", "margin", "bootstrap"):
+        ranked = SELECTORS[name]().select(trials)
+        if ranked:
+            out[name] = {"template": ranked[0].template}
+    top = BestTrainSelector().select(trials)[:10]
+    if top and "val" in scorer.splits():
+        vals = [(scorer.score(t.template, "val").value, -i, t.template) for i, t in enumerate(top)]
+        out["best_val_top10"] = {"template": max(vals)[2]}
+    tests = [(scorer.score(t.template, "test").value, t.template) for t in top]
+    if tests:
+        out["oracle_top10"] = {"template": max(tests)[1], "test": max(tests)[0]}
+    for pick in out.values():
+        if "test" not in pick:
+            pick["test"] = scorer.score(pick["template"], "test").value
+    return out
+
+
+def selection_study(spec: GridSpec, out: Path, methods: tuple[str, ...] = ("hill_climb",)) -> str:
+    """Markdown: rows rules, columns data sets x shots, mean ± std test accuracy over seeds."""
+    values: dict[tuple[str, str], list[float]] = defaultdict(list)
+    columns: list[str] = []
+    for cell in cells(spec):
+        if cell.method not in methods or not (cell_dir(out, cell) / STORE_FILE).exists():
+            continue
+        store = RunStore.open(cell_dir(out, cell))
+        if not store.finished:
+            store.close()
+            continue
+        picks = store.result("selection")
+        if picks is None:
+            picks = _picks(store, build_parts(cell_config(spec, cell)).scorer)
+            store.set_result("selection", picks)
+        store.close()
+        col = f"{cell.task} {cell.shots}-shot"
+        if col not in columns:
+            columns.append(col)
+        for rule, pick in picks.items():
+            values[(rule, col)].append(100 * pick["test"])
+    lines = ["| rule | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
+    for rule in (*RULES, "oracle_top10"):
+        cells_md = []
+        for col in columns:
+            vs = values.get((rule, col), [])
+            cells_md.append(f"{np.mean(vs):.1f} ± {np.std(vs, ddof=1) if len(vs) > 1 else 0:.1f}" if vs else "–")
+        lines.append(f"| {rule} | " + " | ".join(cells_md) + " |")
+    return "\n".join(lines)
