@@ -104,8 +104,11 @@ class BootstrapSelector:
         self.seed = seed
 
     def win_shares(self, trials: Sequence[Trial]) -> dict[int, float]:
-        rows = [(t, unpack_items(t.metrics.get("per_item"))) for t in unique_complete(trials)]
-        rows = [(t, v) for t, v in rows if v is not None]
+        rows: list[tuple[Trial, np.ndarray]] = []
+        for t in unique_complete(trials):
+            items = unpack_items(t.metrics.get("per_item"))
+            if items is not None:
+                rows.append((t, items))
         if not rows or len({len(v) for _, v in rows}) != 1:
             return {}
         matrix = np.stack([v for _, v in rows])  # templates x items

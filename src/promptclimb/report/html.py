@@ -42,9 +42,8 @@ def _png(path: Path) -> str:
 
 
 def _curve(store: RunStore) -> str:
-    from promptclimb.report.plots import plot_curves
-
     from promptclimb.bench.runner import budget_curve
+    from promptclimb.report.plots import plot_curves
 
     curve = store.result("curve") or budget_curve(store)
     if not curve:

@@ -159,7 +159,7 @@ def held_out(items: Sequence[ImageItem], n_classes: int, fraction: float, name: 
 def data_file(name: str) -> dict[str, Any]:
     """A JSON data file shipped in promptclimb/tasks/data/."""
     text = resources.files("promptclimb.tasks").joinpath(f"data/{name}.json").read_text()
-    return json.loads(text)  # type: ignore[no-any-return]
+    return json.loads(text)
 
 
 @cache
@@ -171,7 +171,7 @@ def clip_benchmark_file(kind: str) -> dict[str, Any]:
     if spec is None or not spec.submodule_search_locations:
         raise DatasetError("clip-benchmark is not installed: pip install --no-deps clip-benchmark==1.6.2")
     path = Path(next(iter(spec.submodule_search_locations))) / "datasets" / f"en_{kind}.json"
-    return json.loads(path.read_text())  # type: ignore[no-any-return]
+    return json.loads(path.read_text())
 
 
 def handwritten_templates(key: str | None, fallback: Sequence[str] = ()) -> tuple[str, ...]:

@@ -55,7 +55,7 @@ def build_tuxpaint(arg: str, *, shots: int, seed: int, data_root: Path | None = 
         raise DatasetError(f"Tux Paint stamps not found at {root}: `apt-get install tuxpaint-stamps-default` "
                            "(or run scripts/install.sh)")
     categories = list(meta["classes"])
-    items = []
+    items: list[ImageItem] = []
     for label, category in enumerate(categories):
         files = sorted((root / category).rglob("*.png"))
         if not files:
