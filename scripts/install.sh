@@ -32,7 +32,7 @@ fi
 $PIP uvicorn fastapi sse-starlette starlette-context pydantic-settings
 
 if [ "${1:-}" = "--dev" ]; then
-  $PIP pytest==9.0.3 hypothesis==6.155.2 ruff==0.17.6 mypy==2.4.1
+  $PIP pytest==9.0.3 hypothesis==6.155.2 ruff==0.17.6 mypy==2.4.1 ray==2.60.0
   # Headless Chromium for the HTML report test.
   if ! command -v chromium >/dev/null && command -v apt-get >/dev/null; then
     SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"

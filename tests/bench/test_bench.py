@@ -151,3 +151,38 @@ def test_selection_study_scores_each_rules_pick_on_test(tmp_path: Path) -> None:
     # the oracle is never below any rule's pick
     for p in picks:
         assert all(p["oracle_top10"]["test"] >= p[r]["test"] for r in ("best_train", "margin", "bootstrap"))
+
+
+def test_a_grid_on_local_ray_matches_local_processes(tmp_path: Path) -> None:
+    pytest.importorskip("ray")
+    import ray
+
+    from promptclimb.bench.runner import ProcessExecutor, RayExecutor
+
+    spec = _spec(tmp_path, tasks=["demo"], seeds=[1, 2], methods=["hill_climb", "best_of_pool"])
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        run_grid(spec, tmp_path / "ray", RayExecutor(None))
+    finally:
+        ray.shutdown()
+    run_grid(spec, tmp_path / "proc", ProcessExecutor(2))
+    a = write_tables(spec, tmp_path / "ray")["tables"]
+    b = write_tables(spec, tmp_path / "proc")["tables"]
+    assert a == b
+    for c in cells(spec):
+        ta = [(t.template, t.train_score) for t in RunStore.open(cell_dir(tmp_path / "ray", c)).trials()]
+        tb = [(t.template, t.train_score) for t in RunStore.open(cell_dir(tmp_path / "proc", c)).trials()]
+        assert ta == tb and ta
+
+
+def test_an_unanswering_ray_address_is_one_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("ray")
+    import socket
+
+    with socket.socket() as s:  # a loopback port that nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    code = main(["bench", "--tasks", "demo", "--scorers", "fake", "--llm", "scripted", "--methods", "best_of_pool",
+                 "--ray", f"127.0.0.1:{port}", "--out", str(tmp_path / "g")])
+    err = capsys.readouterr().err
+    assert code == 2 and "does not answer" in err and err.count("\n") == 1

@@ -102,6 +102,20 @@ class ProcessExecutor:
                 yield f.result()
 
 
+def _check_reachable(address: str, timeout: float = 3.0) -> None:
+    """Fail fast and in one line when nothing listens at a Ray address (ray.init would retry
+    for minutes)."""
+    import socket
+
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout):
+            return
+    except (OSError, ValueError) as err:
+        raise ValueError(f"Ray cluster at {address} does not answer ({err}): check the address, "
+                         "or run without --ray") from None
+
+
 class RayExecutor:
     """Cells as Ray tasks: a local Ray (address None) or an existing cluster."""
 
@@ -111,6 +125,8 @@ class RayExecutor:
         except ImportError:
             raise ValueError("--ray needs Ray: pip install 'ray==2.60.0'") from None
         self.ray = ray
+        if address and address != "auto":
+            _check_reachable(address)
         try:
             ray.init(address=address or None, ignore_reinit_error=True, include_dashboard=False,
                      log_to_driver=False)
