@@ -146,8 +146,8 @@ def test_selection_study_scores_each_rules_pick_on_test(tmp_path: Path) -> None:
     picks = [RunStore.open(cell_dir(tmp_path / "g", c)).result("selection") for c in cells(spec)]
     for rule in ("best_train", "margin", "bootstrap", "best_val_top10", "oracle_top10"):
         tests = [100 * scorer.score(p[rule]["template"], "test").value for p in picks]
-        row = next(line for line in md.splitlines() if line.startswith(f"| {rule} |"))
-        assert row == f"| {rule} | {np.mean(tests):.1f} ± {np.std(tests, ddof=1):.1f} |"
+        row = next(line for line in md.splitlines() if line.startswith(f"| hill_climb | {rule} |"))
+        assert row == f"| hill_climb | {rule} | {np.mean(tests):.1f} ± {np.std(tests, ddof=1):.1f} |"
     # the oracle is never below any rule's pick
     for p in picks:
         assert all(p["oracle_top10"]["test"] >= p[r]["test"] for r in ("best_train", "margin", "bootstrap"))

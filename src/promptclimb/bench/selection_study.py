@@ -42,8 +42,8 @@ def _picks(store: RunStore, scorer: Any) -> dict[str, dict[str, Any]]:
 
 
 def selection_study(spec: GridSpec, out: Path, methods: tuple[str, ...] = ("hill_climb",)) -> str:
-    """Markdown: rows rules, columns data sets x shots, mean ± std test accuracy over seeds."""
-    values: dict[tuple[str, str], list[float]] = defaultdict(list)
+    """Markdown: rows (method, rule), columns data sets x shots, mean ± std test accuracy over seeds."""
+    values: dict[tuple[str, str, str], list[float]] = defaultdict(list)
     columns: list[str] = []
     for cell in cells(spec):
         if cell.method not in methods or not (cell_dir(out, cell) / STORE_FILE).exists():
@@ -61,12 +61,13 @@ def selection_study(spec: GridSpec, out: Path, methods: tuple[str, ...] = ("hill
         if col not in columns:
             columns.append(col)
         for rule, pick in picks.items():
-            values[(rule, col)].append(100 * pick["test"])
-    lines = ["| rule | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
-    for rule in (*RULES, "oracle_top10"):
-        cells_md = []
-        for col in columns:
-            vs = values.get((rule, col), [])
-            cells_md.append(f"{np.mean(vs):.1f} ± {np.std(vs, ddof=1) if len(vs) > 1 else 0:.1f}" if vs else "–")
-        lines.append(f"| {rule} | " + " | ".join(cells_md) + " |")
+            values[(cell.method, rule, col)].append(100 * pick["test"])
+    lines = ["| method | rule | " + " | ".join(columns) + " |", "|---|---|" + "---|" * len(columns)]
+    for method in methods:
+        for rule in (*RULES, "oracle_top10"):
+            cells_md = []
+            for col in columns:
+                vs = values.get((method, rule, col), [])
+                cells_md.append(f"{np.mean(vs):.1f} ± {np.std(vs, ddof=1) if len(vs) > 1 else 0:.1f}" if vs else "–")
+            lines.append(f"| {method} | {rule} | " + " | ".join(cells_md) + " |")
     return "\n".join(lines)
