@@ -24,6 +24,12 @@ LLMS: Registry[ChatLLM] = Registry(
     {
         "scripted": "promptclimb.testing.scripted:build",
         "llamacpp": "promptclimb.llm.llamacpp:build",
+        "openai": "promptclimb.llm.openai_compat:build",
+    },
+    help={
+        "scripted": "built-in example replies, or scripted:FILE (replies or a recorded exchanges.jsonl)",
+        "llamacpp": "a local GGUF through llama.cpp: llamacpp:smollm2 (embedded), gemma3-270m, or a path",
+        "openai": "any OpenAI-compatible endpoint: openai:MODEL (llm_options.base_url, api_key_env)",
     },
 )
 
