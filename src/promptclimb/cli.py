@@ -101,8 +101,10 @@ def cmd_resume(args: argparse.Namespace, console: Console) -> int:
 
     out = Path(args.dir)
     store = RunStore.open(out)
-    done, n = store.finished, len(store.trials())
+    done, n, kind = store.finished, len(store.trials()), str(store.config.get("kind", "classify"))
     store.close()
+    if kind in RESUMERS:  # other run kinds (text-to-image) resume their own way
+        return RESUMERS[kind](args, console)
     if done:
         console.print(f"{out} is already finished ({n} trials); see `promptclimb show {out}`")
         return 0
@@ -274,11 +276,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_methods)
     for extra in EXTRA_COMMANDS:
         extra(sub)
+    from promptclimb.t2i.cli import add_commands as add_t2i_commands
+
+    add_t2i_commands(sub, resumers=RESUMERS)
     return parser
 
 
 # Later subsystems (bench, report, text-to-image) add their sub-commands here.
 EXTRA_COMMANDS: list[Callable[[Any], None]] = []
+# Run kinds other than classification register how they resume: stored config "kind" -> command.
+RESUMERS: dict[str, Callable[[argparse.Namespace, Console], int]] = {}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

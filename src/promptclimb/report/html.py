@@ -148,7 +148,13 @@ def render_run_report(run_dir: Path) -> str:
 
 
 # Other run kinds (text-to-image) add a section renderer: kind -> fn(store, run_dir) -> HTML.
-_EXTRA_SECTIONS: dict[str, Any] = {}
+def _t2i_section(store: RunStore, run_dir: Path) -> str:
+    from promptclimb.t2i.report import render_section
+
+    return render_section(store, run_dir)
+
+
+_EXTRA_SECTIONS: dict[str, Any] = {"generate": _t2i_section, "invert": _t2i_section, "personalize": _t2i_section}
 
 
 def write_run_report(run_dir: Path, out: Path | None = None) -> Path:
