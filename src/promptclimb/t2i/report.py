@@ -91,8 +91,9 @@ def render_section(store: RunStore, run_dir: Path) -> str:
     has_ref = (run_dir / REFERENCE_FILE).is_file()
     reference = _img(run_dir, REFERENCE_FILE, "reference image") if has_ref else \
         f"<i>intent:</i> {escape(str(config.get('intent') or ''))}"
-    task_rows = [("task", kind), ("reference", config.get("reference")), ("intent", config.get("intent")), ("edit", config.get("edit")),
-                 ("source prompt", config.get("source_prompt")), ("source run", config.get("source_run"))]
+    task_rows = [("task", kind), ("reference", config.get("reference")), ("intent", config.get("intent")),
+                 ("edit", config.get("edit")), ("source prompt", config.get("source_prompt")),
+                 ("source run", config.get("source_run"))]
     task = "".join(f"<tr><td>{k}</td><td>{escape(str(v))}</td></tr>" for k, v in task_rows if v)
     final = store.result("final") or {}
     best = next((t for t in store.trials() if t.number == final.get("trial")), None)
