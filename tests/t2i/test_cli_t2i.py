@@ -165,3 +165,22 @@ def test_bad_setup_is_one_line_before_any_work(server: ImageServer, tmp_path: Pa
     code, _, err = _run(["generate", "a fox", *flags(server), *extra, "--out", str(tmp_path / "run")], capsys)
     assert code == 2 and message in err and err.count("\n") == 1, err
     assert not (tmp_path / "run").exists() and server.image_requests == []
+
+
+@pytest.mark.parametrize(("llm", "cap", "images", "llm_calls"), [
+    ("openai:test-vision", "0.025", 3, 3),  # an unpriced LLM: images alone reach the cap (0.01 each)
+    ("openai:test-model", "0.1", 1, 1),  # a priced LLM: its cost counts against the same cap
+])
+def test_a_cost_budget_counts_images_judge_and_llm(server: ImageServer, tmp_path: Path, llm: str, cap: str,
+                                                   images: int, llm_calls: int,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    run = tmp_path / "run"
+    code, out, err = _run(["generate", "a green triangle", *flags(server, "--iterations", "6"), "--llm", llm,
+                           "--max-cost", cap, "--out", str(run)], capsys)
+    assert code == 0, err
+    assert f"stopped by budget cost_usd={cap}" in out
+    assert len(server.image_requests) == images
+    assert len(server.requests) - len(server.judge_requests) == llm_calls
+    store = RunStore.open(run)
+    assert store.result("t2i_usage")["image_cost_usd"] == pytest.approx(0.01 * images)
+    store.close()
