@@ -79,7 +79,7 @@ class DiffusersGenerator:
         flagged = list(getattr(out, "nsfw_content_detected", None) or [False] * len(images))
         kept = [im.convert("RGB") for im, bad in zip(images, flagged, strict=False) if not bad]
         if not kept:
-            raise GenerationRefused(f"{self.name}: the pipeline's safety checker flagged every image")
+            raise GenerationRefused(f"{self.name} refused the prompt: its safety checker flagged every image")
         return Generated(tuple(kept), (None,) * len(kept), None)
 
 

@@ -189,5 +189,7 @@ class FakeGenerator:
 
 
 def build_generator(arg: str, *, config: Any) -> FakeGenerator:
-    side = min(256, int(str(config.size).partition("x")[0] or 64)) if str(config.size)[:1].isdigit() else 64
-    return FakeGenerator(config.n, side)
+    from promptclimb.t2i.images import describe_size
+
+    size = describe_size(config.size)
+    return FakeGenerator(config.n, min(256, size[0]) if size else 64)

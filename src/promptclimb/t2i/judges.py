@@ -32,11 +32,16 @@ def render(case: JudgeCase, root: Path, mode: Mode) -> tuple[str, str]:
     """(system, user) text of a judge request; the section is chosen by name: MODE_KIND."""
     prompts = meta_prompt("judge")
     images = "\n\n".join(f"Generated image {i}:\n{marker(root, rel)}" for i, rel in enumerate(case.images, 1))
-    values = {"intent": case.intent or "", "edit": case.edit or "", "prompt": case.prompt,
-              "source_prompt": case.source_prompt or "", "images": images,
+    values = {"intent": _line(case.intent), "edit": _line(case.edit), "prompt": _line(case.prompt),
+              "source_prompt": _line(case.source_prompt), "images": images,
               "reference": marker(root, case.reference) if case.reference else "(not shown)",
               "format": prompts.render("format")}
     return prompts.render("system"), prompts.render(f"{mode}_{case.kind}", **values)
+
+
+def _line(text: str | None) -> str:
+    """User and LLM text on one line: it can never pose as an image line of the request."""
+    return " ".join((text or "").split())
 
 
 def split_images(user: str, root: Path) -> list[tuple[str, Any]]:

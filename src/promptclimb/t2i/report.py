@@ -42,7 +42,9 @@ def _feedback(t: Trial, first: Trial | None) -> str:
     note = "<i>same prompt as before</i><br>" if t.state is TrialState.DUPLICATE else ""
     aspects = m.get("aspects") or {}
     items = "".join(f"<li><b>{escape(str(k))}</b>: {escape(str(v))}</li>" for k, v in aspects.items())
-    revised = m.get("revised_prompt")
+    revised, drawn = m.get("revised_prompt"), m.get("provider_revised_prompt")
+    if drawn and drawn != t.template:  # DALL-E 3 rewrites prompts before drawing
+        note += f"<i>the generator drew:</i> {escape(str(drawn))}<br>"
     return (note + escape(str(m.get("feedback") or "")) + (f'<ul class="aspects">{items}</ul>' if items else "")
             + (f"<br><i>judge suggests:</i> {escape(str(revised))}" if revised else ""))
 

@@ -60,7 +60,7 @@ def build_parts(config: T2IConfig) -> T2IParts:
     judge = JUDGES.create(f"{c.judge.backend}:{c.judge.model}", config=c.judge)
     similarity = SIMILARITIES.create(c.scorer, options=dict(c.scorer_options))
     llm = build_llm(c.llm or "", options=c.llm_options) if proposer.uses_llm else None
-    for part in (generator, judge, llm):
+    for part in (generator, judge, llm, similarity):
         _check(part)
     return T2IParts(c, task, generator, judge, similarity, proposer, llm)
 

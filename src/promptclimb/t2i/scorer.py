@@ -83,7 +83,7 @@ class Meter:
             if e.model.startswith(IMAGE):
                 m.image_calls += 1
                 m.images += len(e.reply.texts) if e.reply else 0
-                m.refusals += bool(e.error and "content policy" in e.error)
+                m.refusals += bool(e.error and "refused the prompt" in e.error)
                 m.image_cost_usd += e.cost_usd or 0.0
             elif e.model.startswith(JUDGE):
                 m.judge_calls += 1

@@ -58,6 +58,12 @@ class _Embedded:
             self._texts[text] = self._encode_text(text)
         return self._texts[text]
 
+    def check(self) -> None:
+        """Load the models now, before anything is paid for (a missing one is a setup error)."""
+        from PIL import Image as PILImage
+
+        self.image_text(PILImage.new("RGB", (32, 32), "white"), "a picture")
+
     def image_image(self, a: Image, b: Image) -> float:
         return _cos(self._image(a), self._image(b))
 
