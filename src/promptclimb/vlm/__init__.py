@@ -14,10 +14,17 @@ SCORERS: Registry[Scorer] = Registry(
     {
         "fake": "promptclimb.testing.fake_scorer:build",
         "conse": "promptclimb.vlm.conse:build",
+        "open_clip": "promptclimb.vlm.open_clip_backbone:build",
+        "hf": "promptclimb.vlm.hf_clip:build",
+        "predictions": "promptclimb.vlm.predictions:build",
     },
     help={
         "fake": "a deterministic hash of the template text (tests; not a VLM)",
         "conse": "ConSE offline zero-shot classifier (EfficientNet-Lite0 + MiniLM); not CLIP",
+        "open_clip": "open_clip:ARCH/TAG (e.g. ViT-B-32/openai), open_clip:ARCH//ckpt.pt, open_clip:ARCH/random",
+        "hf": "hf:MODEL_ID_OR_FOLDER: a transformers CLIP or SigLIP model (hub id or save_pretrained folder)",
+        "predictions": "a black box returning one label per image: predictions:http://host:port/path, "
+                       "predictions:module:function, or options['predict']",
     },
 )
 

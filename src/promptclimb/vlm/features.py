@@ -63,9 +63,19 @@ class TextEmbeddingCache:
         self._lock = threading.Lock()
         try:
             self._conn = self._open()
-        except sqlite3.DatabaseError:
-            self.path.unlink(missing_ok=True)
-            self._conn = self._open()
+        except sqlite3.DatabaseError as err:
+            self._conn = self._rebuild(None, err)
+
+    def _rebuild(self, conn: sqlite3.Connection | None, err: sqlite3.DatabaseError) -> sqlite3.Connection:
+        """A corrupt file (found on open or on a later read or write) is replaced by an empty one.
+        Operational errors (locked, I/O) are not corruption: they propagate."""
+        if isinstance(err, sqlite3.OperationalError):
+            raise err
+        if conn is not None:
+            conn.close()
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+        return self._open()
 
     def _open(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
@@ -80,18 +90,26 @@ class TextEmbeddingCache:
             missing = [t for t in texts if t not in found]
             for i in range(0, len(missing), 500):
                 chunk = missing[i: i + 500]
-                rows = self._conn.execute(
-                    f"SELECT text, vec FROM emb WHERE backbone=? AND version=? AND text IN "
-                    f"({','.join('?' * len(chunk))})", (self.backbone, CACHE_VERSION, *chunk)).fetchall()
+                try:
+                    rows = self._conn.execute(
+                        f"SELECT text, vec FROM emb WHERE backbone=? AND version=? AND text IN "
+                        f"({','.join('?' * len(chunk))})", (self.backbone, CACHE_VERSION, *chunk)).fetchall()
+                except sqlite3.DatabaseError as err:
+                    self._conn = self._rebuild(self._conn, err)
+                    break
                 for text, blob in rows:
                     vec = np.frombuffer(blob, dtype=np.float32)
                     self._memory[text] = found[text] = vec
         return found
 
     def put_many(self, items: dict[str, np.ndarray]) -> None:
-        with self._lock, self._conn:
+        rows = [(self.backbone, CACHE_VERSION, t, np.asarray(v, dtype=np.float32).tobytes()) for t, v in items.items()]
+        with self._lock:
             self._memory.update(items)
-            self._conn.executemany(
-                "INSERT OR REPLACE INTO emb VALUES (?,?,?,?)",
-                [(self.backbone, CACHE_VERSION, t, np.asarray(v, dtype=np.float32).tobytes())
-                 for t, v in items.items()])
+            try:
+                with self._conn:
+                    self._conn.executemany("INSERT OR REPLACE INTO emb VALUES (?,?,?,?)", rows)
+            except sqlite3.DatabaseError as err:
+                self._conn = self._rebuild(self._conn, err)
+                with self._conn:
+                    self._conn.executemany("INSERT OR REPLACE INTO emb VALUES (?,?,?,?)", rows)

@@ -55,11 +55,14 @@ def accuracy_score(image_features: np.ndarray, labels: np.ndarray, weights: np.n
     correct = (pred == labels).astype(np.float64)
     n = len(labels)
     true = logits[np.arange(n), labels]
-    others = logits.copy()
-    others[np.arange(n), labels] = -np.inf
-    margin = true - others.max(axis=1) if logits.shape[1] > 1 else true
-    per_class = {name: float(correct[labels == c].mean()) for c, name in enumerate(class_names)
-                 if (labels == c).any()}
+    if logits.shape[1] > 1:
+        logits[np.arange(n), labels] = -np.inf  # in place: logits is ours and pred is already taken
+        margin = true - logits.max(axis=1)
+    else:
+        margin = true
+    counts = np.bincount(labels.astype(np.int64), minlength=len(class_names))
+    hits = np.bincount(labels.astype(np.int64), weights=correct, minlength=len(class_names))
+    per_class = {name: float(hits[c] / counts[c]) for c, name in enumerate(class_names) if counts[c]}
     return Score(float(correct.mean()) if n else 0.0, {"mean_margin": float(margin.mean()) if n else 0.0},
                  per_class, tuple(correct.tolist()))
 

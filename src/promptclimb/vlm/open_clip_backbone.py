@@ -1,0 +1,153 @@
+"""The ``open_clip`` scorer: an open_clip model as a zero-shot Backbone.
+
+Specs (the part after ``open_clip:``):
+
+- ``ARCH/TAG``: published weights, e.g. ``RN50/openai``, ``ViT-B-16/laion2b_s34b_b88k``;
+- ``ARCH//path/to/ckpt.pt``: a local checkpoint for that architecture;
+- ``ARCH/random``: random initialisation from ``seed`` (tests, offline smoke runs; chance accuracy);
+- ``hf-hub:org/repo`` or ``local-dir:/folder``: open_clip's own schemas, passed through.
+
+Options: ``device`` (cpu), ``batch_size`` (images per forward, 32), ``text_batch_size`` (256),
+``seed`` (0, for ``random``), ``skip_unreadable``. The hub is probed first: offline, only cached
+weights load, and a miss fails at once with a one-line ScorerConfigError saying what to do.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from promptclimb.vlm.base import ScorerConfigError
+from promptclimb.vlm.hf_clip import hub_offline_unless_reachable
+from promptclimb.vlm.zero_shot import ZeroShotScorer
+
+
+@dataclass(frozen=True)
+class OpenClipSpec:
+    model_name: str  # what open_clip.create_model gets (an architecture or a schema)
+    pretrained: str | None  # a tag, a checkpoint path, or None (random init or schema)
+    label: str  # for ids and messages
+
+    @property
+    def random(self) -> bool:
+        return self.pretrained is None and ":" not in self.model_name
+
+
+def parse_spec(arg: str) -> OpenClipSpec:
+    """Check ``arg`` against open_clip's architectures and tags; one-line errors name the fix."""
+    import open_clip
+
+    if arg.startswith(("hf-hub:", "local-dir:")):
+        return OpenClipSpec(arg, None, arg)
+    if "//" in arg:
+        arch, _, ckpt = arg.partition("//")
+    else:
+        arch, _, tag = arg.partition("/")
+        ckpt = ""
+    models = open_clip.list_models()
+    if arch not in models:
+        close = difflib.get_close_matches(arch, models, n=4) or models[:4]
+        raise ScorerConfigError(f"unknown open_clip architecture {arch!r}; e.g. {', '.join(close)} "
+                                "(all: open_clip.list_models())")
+    if ckpt:
+        path = Path(ckpt).expanduser()
+        if not path.is_file():
+            raise ScorerConfigError(f"open_clip checkpoint {path} not found: pass an existing file as "
+                                    f"open_clip:{arch}//path/to/ckpt.pt")
+        stat = path.stat()
+        return OpenClipSpec(arch, str(path.resolve()), f"{arch}//{path.resolve()}@{stat.st_size}:{stat.st_mtime_ns}")
+    tags = open_clip.list_pretrained_tags_by_model(arch)
+    if tag == "random":
+        return OpenClipSpec(arch, None, f"{arch}/random")
+    if tag not in tags:
+        known = ", ".join(tags) or "none published"
+        raise ScorerConfigError(f"unknown pretrained tag {tag!r} for open_clip {arch}; tags: {known}; "
+                                f"or open_clip:{arch}/random, open_clip:{arch}//path/to/ckpt.pt")
+    return OpenClipSpec(arch, tag, f"{arch}/{tag}")
+
+
+def _weights_digest(model: Any) -> str:
+    """A cheap fingerprint of randomly initialised weights (init may differ across torch versions)."""
+    h = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        flat = tensor.detach().float().flatten()
+        h.update(name.encode() + flat[:64].numpy().tobytes() + flat.sum().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+class OpenClipBackbone:
+    """An open_clip model, its eval preprocessing and tokenizer."""
+
+    def __init__(self, spec: OpenClipSpec, device: str = "cpu", text_batch_size: int = 256, seed: int = 0) -> None:
+        import open_clip
+        import torch
+
+        with hub_offline_unless_reachable() as online, torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            try:
+                model, _, self.preprocess = open_clip.create_model_and_transforms(
+                    spec.model_name, pretrained=spec.pretrained, device=device)
+                self.tokenizer = open_clip.get_tokenizer(spec.model_name)
+            except Exception as err:  # open_clip raises RuntimeError/OSError/ValueError for all of these
+                if spec.pretrained and Path(spec.pretrained).is_file():
+                    first = str(err).splitlines()[0][:200] if str(err) else type(err).__name__
+                    raise ScorerConfigError(f"open_clip checkpoint {spec.pretrained} does not load into "
+                                            f"{spec.model_name}: {first}") from None
+                where = "the download failed" if online else "the hub is unreachable and they are not cached"
+                raise ScorerConfigError(
+                    f"cannot get the weights of open_clip {spec.label} ({where}): connect to the network once, "
+                    f"or pass a local checkpoint: open_clip:{spec.model_name}//path/to/ckpt.pt") from None
+        self.model = model.eval()
+        self.device = device
+        self.text_batch_size = text_batch_size
+        weights = f"random-seed{seed}-{_weights_digest(model)}" if spec.random else spec.label
+        self.id = f"open_clip:{spec.model_name}:{weights}"
+        self.preprocess_id = " ".join(repr(self.preprocess).split())
+        kind = "random init (chance-level; tests only)" if spec.random else "weights " + spec.label
+        self.description = f"open_clip: {spec.model_name}, {kind}, on {device}"
+        self._lock = threading.Lock()
+
+    def encode_images(self, images: list[Any]) -> np.ndarray:
+        import torch
+
+        batch = torch.stack([self.preprocess(im) for im in images]).to(self.device)
+        with self._lock, torch.no_grad():
+            return self.model.encode_image(batch).float().cpu().numpy()
+
+    def encode_texts(self, texts: list[str]) -> np.ndarray:
+        import torch
+
+        chunks = []
+        with self._lock, torch.no_grad():
+            for i in range(0, len(texts), self.text_batch_size):
+                tokens = self.tokenizer(texts[i: i + self.text_batch_size]).to(self.device)
+                chunks.append(self.model.encode_text(tokens).float().cpu().numpy())
+        return np.concatenate(chunks) if chunks else np.zeros((0, 0), dtype=np.float32)
+
+
+@cache
+def shared_backbone(spec: OpenClipSpec, device: str, text_batch_size: int, seed: int) -> OpenClipBackbone:
+    """One loaded model per process and setting: a grid's cells share it."""
+    return OpenClipBackbone(spec, device, text_batch_size, seed)
+
+
+def build(arg: str, *, task: Any, cache_dir: Path, options: Mapping[str, Any]) -> ZeroShotScorer:
+    from promptclimb.vlm.torch_compat import ensure_torchvision_importable
+
+    ensure_torchvision_importable()
+    if not arg:
+        raise ScorerConfigError("open_clip needs a model: open_clip:ARCH/TAG (e.g. open_clip:ViT-B-32/openai), "
+                                "open_clip:ARCH//ckpt.pt or open_clip:ARCH/random")
+    opts = dict(options)
+    backbone = shared_backbone(parse_spec(arg), str(opts.get("device", "cpu")), int(opts.get("text_batch_size", 256)),
+                               int(opts.get("seed", 0)))
+    return ZeroShotScorer(f"open_clip:{arg}", backbone, task, cache_dir, batch_size=int(opts.get("batch_size", 32)),
+                          skip_unreadable=bool(opts.get("skip_unreadable", False)))
