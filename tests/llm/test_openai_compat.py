@@ -105,12 +105,14 @@ def _cli_args(server: ChatServer, out: Path, *extra: str) -> list[str]:
 
 
 def test_a_run_through_faults_stays_consistent_and_never_stores_the_key(
-        server: ChatServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+        server: ChatServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
     secret = "sk-test-SECRET-4242"
     monkeypatch.setenv("PC_SECRET", secret)
     monkeypatch.setattr("promptclimb.llm.retry.time.sleep", lambda s: None)
     server.replies = [f"a {word} rendition of the {{}}." for word in
-                      "bright dark small large blurry sharp vintage modern clean dirty quiet noisy".split()]
+                      ["bright", "dark", "small", "large", "blurry", "sharp",
+                       "vintage", "modern", "clean", "dirty", "quiet", "noisy"]]
     server.faults.extend(["429", "500", "cut", "invalid_json", "empty_choices", "503"])
     assert main(_cli_args(server, tmp_path / "run")) == 0
     assert all({k.lower(): v for k, v in h.items()}["authorization"] == f"Bearer {secret}" for h in server.headers)

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from promptclimb.llm.base import LLMError, RetryableLLMError
+from promptclimb.llm.base import RetryableLLMError
 
 T = TypeVar("T")
 
@@ -32,7 +32,7 @@ class RetryPolicy:
 
     def call(self, fn: Callable[[], T], limit: threading.BoundedSemaphore | None = None) -> T:
         """``fn()`` until it succeeds, raises a non-retryable error, or attempts run out."""
-        last: LLMError | None = None
+        last: RetryableLLMError | None = None
         for attempt in range(self.max_attempts):
             try:
                 if limit is None:

@@ -29,7 +29,8 @@ class ConsoleProgress:
             self.best = max(self.best or 0.0, trial.train_score)
         u, b = study.usage, study.budget
         queries = f"{u.scorer_queries}" + (f"/{b.scorer_queries}" if b.scorer_queries else "")
-        in_pool = trial.exchange_id is None and trial.error is None and not trial.restart + trial.reset + trial.iteration
+        at_origin = not trial.restart + trial.reset + trial.iteration
+        in_pool = trial.exchange_id is None and trial.error is None and at_origin
         where = "pool" if in_pool else f"r{trial.restart} n{trial.reset} k{trial.iteration}"
         what = escape(trial.template or (trial.error or "")[:60])
         style = _STATE_STYLE[trial.state]

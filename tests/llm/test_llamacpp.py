@@ -1,0 +1,54 @@
+"""The embedded SmolLM2 through llama.cpp, for real: the grammar makes every list-continuation
+reply one line with exactly one {}."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from promptclimb.candidate import parse_candidates
+from promptclimb.llm.base import ChatRequest, LLMConfigError, Message
+from promptclimb.llm.llamacpp import LlamaCppLLM, build, resolve_model
+
+LIST = ("Prompt templates for classifying small greyscale photos of clothing items, from worst to best accuracy:\n"
+        "- art of the {}. (15.0%)\n- a drawing of a {}. (21.0%)\n- a photo of the {}. (24.5%)\n"
+        "- a black and white photo of a {}. (26.0%)\n-")
+
+
+@pytest.fixture(scope="module")
+def llm() -> LlamaCppLLM:
+    return build("smollm2", options={})
+
+
+def test_grammar_forces_one_template_per_reply(llm: LlamaCppLLM) -> None:
+    valid = 0
+    for seed in range(10):
+        request = ChatRequest((Message("user", "write a template"),), temperature=1.0, max_tokens=40, seed=seed,
+                              shape="template_line", completion_prompt=LIST)
+        reply = llm.chat(request)
+        assert "\n" not in reply.text and reply.text.count("{}") == 1, reply.text
+        assert reply.completion_tokens > 0 and reply.prompt_tokens > 20
+        valid += len(parse_candidates(reply.text).candidates) == 1
+    assert valid == 10
+
+
+def test_same_seed_same_reply(llm: LlamaCppLLM) -> None:
+    request = ChatRequest((Message("user", "x"),), seed=7, shape="template_line", completion_prompt=LIST)
+    assert llm.chat(request).text == llm.chat(request).text
+
+
+def test_chat_requests_use_the_chat_template(llm: LlamaCppLLM) -> None:
+    reply = llm.chat(ChatRequest((Message("user", "Say hello."),), max_tokens=12, seed=1))
+    assert reply.text.strip() and reply.prompt_tokens > 0
+
+
+def test_bad_model_paths_are_one_clear_line(tmp_path: Path) -> None:
+    with pytest.raises(LLMConfigError, match="does not exist"):
+        resolve_model(str(tmp_path / "none.gguf"))
+    fake = tmp_path / "model.gguf"
+    fake.write_bytes(b"not a model at all")
+    with pytest.raises(LLMConfigError, match="is not a GGUF file"):
+        resolve_model(str(fake))
+    with pytest.raises(LLMConfigError, match="unknown llamacpp option"):
+        build("smollm2", options={"threads": 2})
