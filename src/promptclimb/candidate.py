@@ -86,6 +86,15 @@ def _clean_line(line: str) -> str:
     return re.sub(r"\s+", " ", s)
 
 
+_WORD_RE = re.compile(r"[^\W\d_]+(?:['-][^\W\d_]+)*", re.UNICODE)
+
+
+def word_key(template: str) -> str:
+    """A template's words only, lower case, the slot marked: templates that differ only in case,
+    spacing or punctuation share a key ("a photo of a {}" and "A photo of a {}!")."""
+    return " ".join(_WORD_RE.findall(template.lower().replace("{}", " slot ")))
+
+
 def parse_template(text: str) -> Candidate:
     """Normalise one line of untrusted text into a Candidate or raise CandidateRejected."""
     if not isinstance(text, str):

@@ -9,7 +9,7 @@ import pytest
 
 from promptclimb.candidate import parse_candidates
 from promptclimb.llm.base import ChatRequest, LLMConfigError, Message
-from promptclimb.llm.llamacpp import LlamaCppLLM, build, resolve_model
+from promptclimb.llm.llamacpp import KnownLines, LlamaCppLLM, build, resolve_model
 
 LIST = ("Prompt templates for classifying small greyscale photos of clothing items, from worst to best accuracy:\n"
         "- art of the {}. (15.0%)\n- a drawing of a {}. (21.0%)\n- a photo of the {}. (24.5%)\n"
@@ -52,3 +52,28 @@ def test_bad_model_paths_are_one_clear_line(tmp_path: Path) -> None:
         resolve_model(str(fake))
     with pytest.raises(LLMConfigError, match="unknown llamacpp option"):
         build("smollm2", options={"threads": 2})
+
+
+SHOWN = ("art of the {}.", "a drawing of a {}.", "a photo of the {}.", "a black and white photo of a {}.")
+
+
+def test_a_reply_never_ends_on_a_template_to_avoid(llm: LlamaCppLLM) -> None:
+    def replies(avoid: tuple[str, ...]) -> list[str]:
+        return [llm.chat(ChatRequest((Message("user", "x"),), temperature=1.0, max_tokens=40, seed=seed,
+                                     shape="template_line", completion_prompt=LIST, avoid=avoid)).text
+                for seed in range(12)]
+
+    known = KnownLines(SHOWN)
+    free = replies(())
+    assert any(text in known for text in free), free  # left alone, the model copies the list
+    steered = replies(SHOWN)
+    assert not any(text in known for text in steered), steered
+    assert all(text.count("{}") == 1 for text in steered)
+
+
+def test_known_lines_match_words_not_punctuation_and_near_copies() -> None:
+    known = KnownLines(["a photo of a {}.", "a black and white photo of the big {}."])
+    assert "A photo of a {}" in known and "a photo, of a {}!" in known
+    assert "a black and white photo of the bigg {}." in known  # one letter off: a near copy
+    assert "a photo of an old {}." not in known and "a sketch of a {}." not in known
+    assert not KnownLines([])

@@ -33,6 +33,10 @@ class ChatRequest:
     shape: Shape = "free"
     completion_prompt: str | None = None
     stop: tuple[str, ...] = ()
+    # Templates already in the run. A backend that samples locally draws again (bounded) instead
+    # of returning one of them; a remote backend ignores it (the proposer's corrective message
+    # handles repeats there).
+    avoid: tuple[str, ...] = ()
     # Position in the run (not part of the cache key): lets a scripted LLM answer in order,
     # also when the calls before it were replayed from the store.
     call_number: int = field(default=0, compare=False)
@@ -47,6 +51,7 @@ class ChatRequest:
         d = dict(d)
         d["messages"] = tuple(Message(**m) for m in d["messages"])
         d["stop"] = tuple(d.get("stop", ()))
+        d["avoid"] = tuple(d.get("avoid", ()))
         return cls(**d)
 
     def key(self, model: str) -> str:
@@ -69,6 +74,8 @@ class ChatReply:
     cached: bool = False
     latency_s: float = 0.0
     finish_reasons: tuple[str, ...] = ()
+    # Samples generated to produce ``texts`` (a local backend redraws on a template to avoid).
+    draws: int = 1
 
     @property
     def text(self) -> str:

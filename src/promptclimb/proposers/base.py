@@ -174,7 +174,7 @@ class Proposer:
             temperature = min(2.0, s.temperature + s.retry_heat * attempt)
             request = ChatRequest(tuple(messages), temperature=temperature, max_tokens=s.max_tokens,
                                   seed=env.derived_seed(key, attempt), shape="template_line",
-                                  completion_prompt=completion_prompt)
+                                  completion_prompt=completion_prompt, avoid=tuple(sorted(known)))
             try:
                 answer = env.chat(request)
             except (LLMConfigError, CacheMiss):

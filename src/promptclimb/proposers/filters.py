@@ -13,16 +13,14 @@ from collections.abc import Iterable
 from difflib import SequenceMatcher
 from itertools import pairwise
 
+from promptclimb.candidate import word_key
+
 _WORD = re.compile(r"[^\W\d_]+(?:['-][^\W\d_]+)*", re.UNICODE)
 _TOKEN = re.compile(r"\S+")
 # Short function words may repeat ("a photo of a {}, a type of ..."), content words may not.
 _FUNCTION_WORDS = frozenset(
     ["a", "an", "the", "of", "in", "on", "at", "to", "and", "or", "with", "for", "by", "from", "is", "this",
      "that", "it", "its"])
-
-
-def _normalise(text: str) -> str:
-    return " ".join(_WORD.findall(text.lower().replace("{}", " slot ")))
 
 
 def degeneracy(template: str, shown: Iterable[str] = (), near_copy_ratio: float = 0.97) -> str | None:
@@ -41,11 +39,11 @@ def degeneracy(template: str, shown: Iterable[str] = (), near_copy_ratio: float 
             return "non-words"
     if any(len(w) > 24 for w in words):
         return "non-words"
-    norm = _normalise(template)
+    norm = word_key(template)
     for other in shown:
         if other == template:
             continue  # an exact copy is a duplicate: answered from the store, and the LLM is told
-        other_norm = _normalise(other)
+        other_norm = word_key(other)
         if norm == other_norm or SequenceMatcher(None, norm, other_norm).ratio() >= near_copy_ratio:
             return f"near-copy of {other!r}"
     return None
