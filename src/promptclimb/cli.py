@@ -197,6 +197,11 @@ def cmd_bench(args: argparse.Namespace, console: Console) -> int:
         "methods": args.methods.split("|") if args.methods else None, "scorers": _csv(args.scorers),
         "llm": args.llm, "budget": args.budget, "cache_dir": args.cache_dir, "data_root": args.data_root,
     })
+    targets = _csv(args.transfer_to)
+    if targets is not None:
+        from promptclimb.bench.transfer import check_targets
+
+        check_targets(spec, targets)
     out = Path(args.out)
     executor: Any
     if args.ray is not None:
@@ -220,11 +225,27 @@ def cmd_bench(args: argparse.Namespace, console: Console) -> int:
         study_md = selection_study(spec, out, tuple(args.selection_study.split("|")))
         (out / "selection_study.md").write_text(study_md + "\n", encoding="utf-8")
         tables["markdown"] += "\n### Selection rules (test accuracy of each rule's pick)\n\n" + study_md + "\n"
+    if targets is not None:
+        _bench_transfer(spec, out, targets, tables, console)
     curves = grid_curves(spec, out)
     report = write_grid_report(spec, out, tables, curves)
     console.print(tables["markdown"], highlight=False, markup=False)
     console.print(f"tables: {out / 'tables.md'}  report: {report}", highlight=False)
     return 0
+
+
+def _bench_transfer(spec: Any, out: Path, targets: list[str], tables: dict[str, Any], console: Console) -> None:
+    """Score the cells' chosen templates on other backbones; add the tables to tables.md and the report."""
+    from promptclimb.bench.transfer import write_transfer
+
+    transfer = write_transfer(spec, out, targets)
+    tables["tables"].update(transfer["tables"])
+    tables["markdown"] += "\n" + transfer["markdown"]
+    with (out / "tables.md").open("a", encoding="utf-8") as f:
+        f.write("\n" + transfer["markdown"])
+    cost = transfer["cost"]
+    console.print(f"transfer: {cost['evaluated']} new evaluations for {cost['cells']} cells in "
+                  f"{cost['seconds']:.1f}s → {out / 'transfer.md'}", highlight=False)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -270,6 +291,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run cells as Ray tasks: a local Ray, or the cluster at ADDRESS")
     p.add_argument("--selection-study", metavar="METHODS",
                    help="also compare selection rules on these methods' cells ('|'-separated)")
+    p.add_argument("--transfer-to", metavar="SCORERS",
+                   help="also score each cell's chosen template with these scorers (comma-separated), "
+                        "e.g. conse:lite2; writes transfer.md")
     p.add_argument("--out", required=True, help="grid directory; rerunning skips finished cells")
     p.set_defaults(func=cmd_bench)
     p = sub.add_parser("methods", help="list methods, tasks, scorers and LLMs")

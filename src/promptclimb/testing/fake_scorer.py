@@ -3,6 +3,7 @@
 Each split has ``n_items`` pseudo-images; whether the template "gets" image i right is a hash of
 (template, split, i), with a mild preference for templates that name a photo, so scores differ,
 tie at coarse steps like real few-shot accuracy, and are stable across runs and machines.
+``fake:NAME`` is another fake backbone: the same hashes salted with NAME (transfer tests).
 """
 
 from __future__ import annotations
@@ -30,8 +31,9 @@ class FakeScorer:
     description = "fake: a deterministic hash of the template text (for tests; not a VLM)"
 
     def __init__(self, n_items: int = 40, delay_s: float = 0.0, fail_on: Sequence[str] = (),
-                 log_path: Path | None = None):
-        self.name = "fake"
+                 log_path: Path | None = None, salt: str = ""):
+        self.name = f"fake:{salt}" if salt else "fake"
+        self.salt = salt
         self.n_items = n_items
         self.delay_s = delay_s
         self.fail_on = tuple(fail_on)
@@ -51,9 +53,10 @@ class FakeScorer:
                 f.write(f"{split}\t{template}\n")
         if self.delay_s:
             time.sleep(self.delay_s)
-        bias = 0.15 * sum(w in template.lower() for w in _GOOD_WORDS) + 0.5 * _unit(template, "bias")
+        salt = (self.salt,) if self.salt else ()
+        bias = 0.15 * sum(w in template.lower() for w in _GOOD_WORDS) + 0.5 * _unit(*salt, template, "bias")
         items = tuple(
-            1.0 if _unit(template, split, i) < min(0.95, 0.25 + bias) else 0.0
+            1.0 if _unit(*salt, template, split, i) < min(0.95, 0.25 + bias) else 0.0
             for i in range(self.n_items)
         )
         value = sum(items) / len(items)
@@ -67,8 +70,8 @@ class FakeScorer:
 
 def build(arg: str, *, task: Any = None, cache_dir: Path | None = None,
           options: Mapping[str, Any] | None = None) -> FakeScorer:
-    del arg, task, cache_dir
+    del task, cache_dir
     opts = dict(options or {})
     log = opts.get("log_path")
     return FakeScorer(int(opts.get("n_items", 40)), float(opts.get("delay_s", 0.0)),
-                      tuple(opts.get("fail_on", ())), Path(log) if log else None)
+                      tuple(opts.get("fail_on", ())), Path(log) if log else None, salt=arg)
