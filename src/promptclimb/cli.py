@@ -163,13 +163,14 @@ def cmd_export(args: argparse.Namespace, console: Console) -> int:
 def cmd_methods(args: argparse.Namespace, console: Console) -> int:
     from promptclimb.llm import LLMS
     from promptclimb.proposers import METHODS
+    from promptclimb.t2i import GENERATORS, JUDGES, SIMILARITIES, T2I_METHODS
     from promptclimb.tasks import TASKS
     from promptclimb.vlm import SCORERS
 
-    for reg in (METHODS, TASKS, SCORERS, LLMS):
+    for reg in (METHODS, TASKS, SCORERS, LLMS, T2I_METHODS, GENERATORS, JUDGES, SIMILARITIES):
         console.print(f"[bold]{reg.kind}s[/]")
         for name in reg.names():
-            console.print(f"  {name:<20} {reg.help.get(name, '')}", highlight=False)
+            console.print(f"  {name:<20} {reg.help.get(name, '')}", highlight=False, soft_wrap=True)
     return 0
 
 
@@ -229,7 +230,7 @@ def cmd_bench(args: argparse.Namespace, console: Console) -> int:
         _bench_transfer(spec, out, targets, tables, console)
     curves = grid_curves(spec, out)
     report = write_grid_report(spec, out, tables, curves)
-    console.print(tables["markdown"], highlight=False, markup=False)
+    console.print(tables["markdown"], highlight=False, markup=False, soft_wrap=True)
     console.print(f"tables: {out / 'tables.md'}  report: {report}", highlight=False)
     return 0
 
