@@ -148,6 +148,10 @@ def test_selection_study_scores_each_rules_pick_on_test(tmp_path: Path) -> None:
         tests = [100 * scorer.score(p[rule]["template"], "test").value for p in picks]
         row = next(line for line in md.splitlines() if line.startswith(f"| hill_climb | {rule} |"))
         assert row == f"| hill_climb | {rule} | {np.mean(tests):.1f} ± {np.std(tests, ddof=1):.1f} |"
+    ens = [100 * scorer.score_ensemble(p["ensemble_top5"]["template"].split(" | "), "test").value for p in picks]
+    row = next(line for line in md.splitlines() if line.startswith("| hill_climb | ensemble_top5 |"))
+    assert row == f"| hill_climb | ensemble_top5 | {np.mean(ens):.1f} ± {np.std(ens, ddof=1):.1f} |"
+    assert all(len(p["ensemble_top5"]["template"].split(" | ")) == 5 for p in picks)
     # the oracle is never below any rule's pick
     for p in picks:
         assert all(p["oracle_top10"]["test"] >= p[r]["test"] for r in ("best_train", "margin", "bootstrap"))

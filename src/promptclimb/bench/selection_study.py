@@ -1,8 +1,10 @@
 """How much each selection rule recovers of the few-shot selection gap, measured on a grid's
 finished cells: every rule picks from the same stored trials (train and margin figures only),
 then the pick is scored on test. ``best_val_top10`` scores the top 10 train templates on the
-val split (10 extra queries) and keeps the best there. The oracle is the best test accuracy
-among the top 10 on train: what a perfect rule could reach, shown so the gap is visible."""
+val split (10 extra queries) and keeps the best there; ``ensemble_top5`` returns the top 5 on
+train as one prompt ensemble (mean of their class embeddings), where the scorer can. The oracle
+is the best test accuracy among the top 10 on train: what a perfect rule could reach, shown so
+the gap is visible."""
 
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from promptclimb.run import build_parts
 from promptclimb.selection import SELECTORS, BestTrainSelector
 from promptclimb.store import STORE_FILE, RunStore
 
-RULES = ("best_train", "margin", "bootstrap", "best_val_top10")
+RULES = ("best_train", "margin", "bootstrap", "best_val_top10", "ensemble_top5")
 
 
 def _picks(store: RunStore, scorer: Any) -> dict[str, dict[str, Any]]:
@@ -32,6 +34,10 @@ def _picks(store: RunStore, scorer: Any) -> dict[str, dict[str, Any]]:
     if top and "val" in scorer.splits():
         vals = [(scorer.score(t.template, "val").value, -i, t.template) for i, t in enumerate(top)]
         out["best_val_top10"] = {"template": max(vals)[2]}
+    ensemble = [t.template for t in top[:5] if t.template]
+    if len(ensemble) > 1 and callable(getattr(scorer, "score_ensemble", None)):
+        out["ensemble_top5"] = {"template": " | ".join(ensemble),
+                                "test": scorer.score_ensemble(ensemble, "test").value}
     tests = [(scorer.score(t.template, "test").value, t.template) for t in top]
     if tests:
         out["oracle_top10"] = {"template": max(tests)[1], "test": max(tests)[0]}
@@ -53,7 +59,7 @@ def selection_study(spec: GridSpec, out: Path, methods: tuple[str, ...] = ("hill
             store.close()
             continue
         picks = store.result("selection")
-        if picks is None:
+        if picks is None or "ensemble_top5" not in picks:  # stores from before the ensemble rule
             picks = _picks(store, build_parts(cell_config(spec, cell)).scorer)
             store.set_result("selection", picks)
         store.close()
