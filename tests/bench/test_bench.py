@@ -139,11 +139,18 @@ def test_selection_study_scores_each_rules_pick_on_test(tmp_path: Path) -> None:
     from promptclimb.bench.selection_study import selection_study
     from promptclimb.testing.fake_scorer import FakeScorer
 
-    spec = _spec(tmp_path, tasks=["demo"], seeds=[1, 2], methods=["hill_climb"])
+    spec = _spec(tmp_path, tasks=["demo"], seeds=[1, 2], methods=["hill_climb", "best_of_pool"])
     run_grid(spec, tmp_path / "g", InProcessExecutor())
-    md = selection_study(spec, tmp_path / "g")
+    md = selection_study(spec, tmp_path / "g", ("hill_climb", "best_of_pool"))
     scorer = FakeScorer()
-    picks = [RunStore.open(cell_dir(tmp_path / "g", c)).result("selection") for c in cells(spec)]
+    by_method = {m: [RunStore.open(cell_dir(tmp_path / "g", c)).result("selection") for c in cells(spec)
+                     if c.method == m] for m in spec.methods}
+    picks = by_method["hill_climb"]
+    # the paired rows: hill_climb minus best_of_pool, seed by seed, each choosing by the same rule
+    diffs = [100 * (a["bootstrap"]["test"] - b["bootstrap"]["test"])
+             for a, b in zip(by_method["hill_climb"], by_method["best_of_pool"], strict=True)]
+    row = next(line for line in md.splitlines() if line.startswith("| bootstrap | hill_climb − best_of_pool |"))
+    assert row.split(" | ")[2:4] == ["2", f"{np.mean(diffs):+.2f}"]
     for rule in ("best_train", "margin", "bootstrap", "best_val_top10", "oracle_top10"):
         tests = [100 * scorer.score(p[rule]["template"], "test").value for p in picks]
         row = next(line for line in md.splitlines() if line.startswith(f"| hill_climb | {rule} |"))

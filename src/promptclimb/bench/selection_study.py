@@ -16,6 +16,7 @@ import numpy as np
 
 from promptclimb.bench.grid import GridSpec, cell_config, cells
 from promptclimb.bench.runner import cell_dir
+from promptclimb.bench.tables import t_interval
 from promptclimb.run import build_parts
 from promptclimb.selection import SELECTORS, BestTrainSelector
 from promptclimb.store import STORE_FILE, RunStore
@@ -50,6 +51,7 @@ def _picks(store: RunStore, scorer: Any) -> dict[str, dict[str, Any]]:
 def selection_study(spec: GridSpec, out: Path, methods: tuple[str, ...] = ("hill_climb",)) -> str:
     """Markdown: rows (method, rule), columns data sets x shots, mean ± std test accuracy over seeds."""
     values: dict[tuple[str, str, str], list[float]] = defaultdict(list)
+    per_seed: dict[tuple[str, str], dict[tuple[str, int, str, int], float]] = defaultdict(dict)
     columns: list[str] = []
     for cell in cells(spec):
         if cell.method not in methods or not (cell_dir(out, cell) / STORE_FILE).exists():
@@ -68,7 +70,9 @@ def selection_study(spec: GridSpec, out: Path, methods: tuple[str, ...] = ("hill
             columns.append(col)
         for rule, pick in picks.items():
             values[(cell.method, rule, col)].append(100 * pick["test"])
+            per_seed[(cell.method, rule)][(cell.task, cell.shots, cell.scorer, cell.seed)] = 100 * pick["test"]
     lines = ["| method | rule | " + " | ".join(columns) + " |", "|---|---|" + "---|" * len(columns)]
+    paired = _paired_by_rule(per_seed, methods)
     for method in methods:
         for rule in (*RULES, "oracle_top10"):
             cells_md = []
@@ -76,4 +80,28 @@ def selection_study(spec: GridSpec, out: Path, methods: tuple[str, ...] = ("hill
                 vs = values.get((method, rule, col), [])
                 cells_md.append(f"{np.mean(vs):.1f} ± {np.std(vs, ddof=1) if len(vs) > 1 else 0:.1f}" if vs else "–")
             lines.append(f"| {method} | {rule} | " + " | ".join(cells_md) + " |")
+    return "\n".join(lines) + ("\n\n" + paired if paired else "")
+
+
+def _paired_by_rule(per_seed: dict[tuple[str, str], dict[tuple[str, int, str, int], float]],
+                    methods: tuple[str, ...]) -> str:
+    """The first method minus each other one, both choosing with the same rule, paired by
+    (data set, shots, scorer, seed): does a rule change which method wins?"""
+    if len(methods) < 2:
+        return ""
+    ref = methods[0]
+    lines = ["| rule | comparison | pairs | mean diff (points) | 95% CI | wins/ties/losses |",
+             "|---|---|---|---|---|---|"]
+    for rule in RULES:
+        mine = per_seed.get((ref, rule), {})
+        for other in methods[1:]:
+            theirs = per_seed.get((other, rule), {})
+            diffs = [v - theirs[k] for k, v in mine.items() if k in theirs]
+            if not diffs:
+                continue
+            mean, lo, hi = t_interval(diffs)
+            wins, losses = sum(d > 1e-9 for d in diffs), sum(d < -1e-9 for d in diffs)
+            ci = "n/a" if np.isnan(lo) else f"[{lo:+.2f}, {hi:+.2f}]"
+            lines.append(f"| {rule} | {ref} − {other} | {len(diffs)} | {mean:+.2f} | {ci} | "
+                         f"{wins}/{len(diffs) - wins - losses}/{losses} |")
     return "\n".join(lines)
