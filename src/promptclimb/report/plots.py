@@ -32,6 +32,10 @@ def plot_curves(curves: dict[str, list[list[dict[str, Any]]]], path: Path, title
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    # One colour per method in every panel (a panel skips methods it has no data for).
+    palette = [plt.get_cmap("tab20")(i / 20) for i in range(0, 20, 2)] + \
+        [plt.get_cmap("tab20")(i / 20) for i in range(1, 20, 2)]
+    colours = {method: palette[i % len(palette)] for i, method in enumerate(curves)}
     panels = (("queries", "best_train", "best train accuracy so far"),
               ("queries", "best_test", "test accuracy of best-so-far (post hoc)"),
               ("tokens", "best_train", "best train accuracy so far"))
@@ -51,8 +55,8 @@ def plot_curves(curves: dict[str, list[list[dict[str, Any]]]], path: Path, title
             with np.errstate(all="ignore"):
                 mean = np.nanmean(ys, axis=0)
                 lo, hi = np.nanmin(ys, axis=0), np.nanmax(ys, axis=0)
-            (line,) = ax.plot(xs, mean, label=method, lw=1.6)
-            ax.fill_between(xs, lo, hi, color=line.get_color(), alpha=0.15)
+            ax.plot(xs, mean, label=method, lw=1.6, color=colours[method])
+            ax.fill_between(xs, lo, hi, color=colours[method], alpha=0.15)
             drawn = True
         if not drawn:  # e.g. no LLM (no tokens) or no test split
             ax.text(0.5, 0.5, "no data for this panel", ha="center", va="center", transform=ax.transAxes)
@@ -60,6 +64,8 @@ def plot_curves(curves: dict[str, list[list[dict[str, Any]]]], path: Path, title
         ax.set_ylabel(f"{label} (%)")
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7, loc="lower right")
+    if axes[2].get_legend_handles_labels()[0]:
+        axes[2].legend(fontsize=7, loc="lower right")
     fig.suptitle(title + "  (mean over seeds, band: min-max)", fontsize=10)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
