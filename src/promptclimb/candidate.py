@@ -86,13 +86,14 @@ def _clean_line(line: str) -> str:
     return re.sub(r"\s+", " ", s)
 
 
-_WORD_RE = re.compile(r"[^\W\d_]+(?:['-][^\W\d_]+)*", re.UNICODE)
+# A word: letters, with inner apostrophes or hyphens ("don't", "close-up"); shared with filters.py.
+WORD_RE = re.compile(r"[^\W\d_]+(?:['-][^\W\d_]+)*", re.UNICODE)
 
 
 def word_key(template: str) -> str:
     """A template's words only, lower case, the slot marked: templates that differ only in case,
     spacing or punctuation share a key ("a photo of a {}" and "A photo of a {}!")."""
-    return " ".join(_WORD_RE.findall(template.lower().replace("{}", " slot ")))
+    return " ".join(WORD_RE.findall(template.lower().replace("{}", " slot ")))
 
 
 def parse_template(text: str) -> Candidate:

@@ -13,9 +13,8 @@ from collections.abc import Iterable
 from difflib import SequenceMatcher
 from itertools import pairwise
 
-from promptclimb.candidate import word_key
+from promptclimb.candidate import WORD_RE, word_key
 
-_WORD = re.compile(r"[^\W\d_]+(?:['-][^\W\d_]+)*", re.UNICODE)
 _TOKEN = re.compile(r"\S+")
 # Short function words may repeat ("a photo of a {}, a type of ..."), content words may not.
 _FUNCTION_WORDS = frozenset(
@@ -27,14 +26,14 @@ def degeneracy(template: str, shown: Iterable[str] = (), near_copy_ratio: float 
     """Why a template is degenerate, or None. ``shown`` are templates the LLM was shown."""
     body = template.replace("{}", " ")
     tokens = _TOKEN.findall(body)
-    words = [w.lower() for w in _WORD.findall(template.replace("{}", " SLOT "))]
+    words = [w.lower() for w in WORD_RE.findall(template.replace("{}", " SLOT "))]
     if any(a == b for a, b in pairwise(words)):
         return "repeated words"
     counts = Counter(w for w in words if w not in _FUNCTION_WORDS and w != "slot")
     if counts and max(counts.values()) >= 3:
         return "repeated words"
     if tokens:
-        wordy = sum(bool(_WORD.fullmatch(t.strip(".,;:!?\"'()-"))) for t in tokens)
+        wordy = sum(bool(WORD_RE.fullmatch(t.strip(".,;:!?\"'()-"))) for t in tokens)
         if wordy / len(tokens) < 0.6:
             return "non-words"
     if any(len(w) > 24 for w in words):
