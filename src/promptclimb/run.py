@@ -48,11 +48,16 @@ def build_parts(config: RunConfig) -> RunParts:
         check = getattr(llm, "check", None)
         if callable(check):
             check()
-    root = Path(config.data_root).expanduser() if config.data_root else None
-    task = build_task(config.task, shots=config.shots, seed=config.seed, data_root=root)
+    task = config_task(config)
     scorer = build_scorer(config.scorer, task=task, cache_dir=Path(config.cache_dir).expanduser(),
                           options=config.scorer_options)
     return RunParts(config, task, scorer, proposer, llm)
+
+
+def config_task(config: RunConfig) -> Task:
+    """The run's task with its few-shot splits (the same config builds the same splits)."""
+    root = Path(config.data_root).expanduser() if config.data_root else None
+    return build_task(config.task, shots=config.shots, seed=config.seed, data_root=root)
 
 
 def _cost_fn(llm: ChatLLM | None) -> Callable[[ChatReply], float | None] | None:

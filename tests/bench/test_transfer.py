@@ -69,15 +69,15 @@ def test_transfer_table_matches_direct_evaluation(tmp_path: Path) -> None:
 
 
 def test_rerun_evaluates_nothing_and_builds_once_per_group(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import promptclimb.tasks
+    import promptclimb.run
     import promptclimb.vlm
 
     spec, out = _grid(tmp_path)
     built: list[str] = []
     tasks_built: list[str] = []
-    real_scorer, real_task = promptclimb.vlm.build_scorer, promptclimb.tasks.build_task
+    real_scorer, real_task = promptclimb.vlm.build_scorer, promptclimb.run.build_task
     monkeypatch.setattr(promptclimb.vlm, "build_scorer", lambda s, **kw: built.append(s) or real_scorer(s, **kw))
-    monkeypatch.setattr(promptclimb.tasks, "build_task", lambda s, **kw: tasks_built.append(s) or real_task(s, **kw))
+    monkeypatch.setattr(promptclimb.run, "build_task", lambda s, **kw: tasks_built.append(s) or real_task(s, **kw))
     first = write_transfer(spec, out, TARGETS)
     groups = len(spec.tasks) * len(spec.seeds)
     assert sorted(built) == sorted(TARGETS * groups) and len(tasks_built) == groups

@@ -16,7 +16,7 @@ import numpy as np
 
 from promptclimb.bench.grid import GridSpec, cell_config, cells
 from promptclimb.bench.runner import cell_dir
-from promptclimb.bench.tables import t_interval
+from promptclimb.bench.tables import mean_std_cell, t_interval
 from promptclimb.run import build_parts
 from promptclimb.selection import SELECTORS, BestTrainSelector
 from promptclimb.store import STORE_FILE, RunStore
@@ -78,7 +78,7 @@ def selection_study(spec: GridSpec, out: Path, methods: tuple[str, ...] = ("hill
             cells_md = []
             for col in columns:
                 vs = values.get((method, rule, col), [])
-                cells_md.append(f"{np.mean(vs):.1f} ± {np.std(vs, ddof=1) if len(vs) > 1 else 0:.1f}" if vs else "–")
+                cells_md.append(mean_std_cell(vs) if vs else "–")
             lines.append(f"| {method} | {rule} | " + " | ".join(cells_md) + " |")
     return "\n".join(lines) + ("\n\n" + paired if paired else "")
 

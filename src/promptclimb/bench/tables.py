@@ -66,6 +66,12 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
     return float(arr.mean()), float(arr.std(ddof=1)) if len(arr) > 1 else 0.0
 
 
+def mean_std_cell(values: list[float]) -> str:
+    """A table cell 'mean ± std' (sample std; 0 for one value)."""
+    m, s = _mean_std(values)
+    return f"{m:.1f} ± {s:.1f}"
+
+
 def accuracy_table(rows: list[CellResult], spec: GridSpec, field: str = "test") -> tuple[list[str], list[list[str]]]:
     """Rows methods; columns data sets (x shots x scorers); cells 'mean ± std' in percent over seeds."""
     values: dict[tuple[str, str], list[float]] = defaultdict(list)
@@ -84,9 +90,8 @@ def accuracy_table(rows: list[CellResult], spec: GridSpec, field: str = "test") 
         for col in columns:
             vs = values.get((method, col), [])
             if vs:
-                m, s = _mean_std(vs)
-                means.append(m)
-                line.append(f"{m:.1f} ± {s:.1f}")
+                means.append(_mean_std(vs)[0])
+                line.append(mean_std_cell(vs))
             else:
                 line.append("–")
         line.append(f"{np.mean(means):.1f}" if means and len(means) == len(columns) else "–")

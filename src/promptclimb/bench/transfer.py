@@ -18,8 +18,9 @@ from typing import Any
 import numpy as np
 
 from promptclimb.bench.grid import Cell, GridSpec, cell_config, cells
-from promptclimb.bench.tables import collect, markdown, to_csv
-from promptclimb.config import ConfigError, RunConfig
+from promptclimb.bench.tables import collect, markdown, mean_std_cell, to_csv
+from promptclimb.config import ConfigError
+from promptclimb.run import config_task
 
 TRANSFER_DIR = "transfer"
 CACHE_FILE = "evaluations.json"
@@ -44,17 +45,9 @@ def check_targets(spec: GridSpec, targets: list[str]) -> None:
     for name in targets:
         SCORERS.split(name)
     config = cell_config(spec, cells(spec)[0])
-    task = _build_task(config)
+    task = config_task(config)
     for name in targets:
         build_scorer(name, task=task, cache_dir=Path(config.cache_dir).expanduser(), options=spec.scorer_options)
-
-
-def _build_task(config: RunConfig) -> Any:
-    """The cell's task, built as its run built it: the same splits."""
-    from promptclimb.tasks import build_task
-
-    root = Path(config.data_root).expanduser() if config.data_root else None
-    return build_task(config.task, shots=config.shots, seed=config.seed, data_root=root)
 
 
 class EvaluationCache:
@@ -107,7 +100,7 @@ def evaluate_transfer(spec: GridSpec, out: Path, targets: list[str]) -> tuple[li
                     continue
                 if scorer is None:  # built once per (task, shots, seed, target), only when needed
                     config = cell_config(spec, cell)
-                    task = _build_task(config) if task is None else task
+                    task = config_task(config) if task is None else task
                     scorer = build_scorer(target, task=task, cache_dir=Path(config.cache_dir).expanduser(),
                                           options=options)
                 cache.put(key, scorer.score(template, "test").value)
@@ -119,10 +112,6 @@ def evaluate_transfer(spec: GridSpec, out: Path, targets: list[str]) -> tuple[li
             rows.append(TransferRow(cell, template, tests))
     cost = {"evaluated": cache.new, "cells": len(rows), "seconds": round(time.time() - started, 2)}
     return rows, cost
-
-
-def _mean_std(values: list[float]) -> str:
-    return f"{np.mean(values):.1f} ± {np.std(values, ddof=1) if len(values) > 1 else 0.0:.1f}"
 
 
 def transfer_table(spec: GridSpec, rows: list[TransferRow], source: str, targets: list[str],
@@ -146,7 +135,7 @@ def transfer_table(spec: GridSpec, rows: list[TransferRow], source: str, targets
     for method in spec.methods:
         line = [method]
         for col in columns:
-            line += [_mean_std(vs) if (vs := values.get((method, col, i))) else "–" for i in range(len(backbones))]
+            line += [mean_std_cell(vs) if (vs := values.get((method, col, i))) else "–" for i in range(len(backbones))]
         for i in range(len(backbones)):
             means = [np.mean(values[(method, c, i)]) for c in columns if values.get((method, c, i))]
             line.append(f"{np.mean(means):.1f}" if means and len(means) == len(columns) else "–")
