@@ -17,6 +17,7 @@ import pytest
 from promptclimb.bench.grid import GridSpec, cells, load_spec
 from promptclimb.bench.runner import InProcessExecutor, cell_dir, run_grid
 from promptclimb.bench.tables import t_interval, write_tables
+from promptclimb.candidate import TrialState
 from promptclimb.cli import main
 from promptclimb.config import ConfigError
 from promptclimb.registry import UnknownNameError
@@ -162,6 +163,17 @@ def test_selection_study_scores_each_rules_pick_on_test(tmp_path: Path) -> None:
     # the oracle is never below any rule's pick
     for p in picks:
         assert all(p["oracle_top10"]["test"] >= p[r]["test"] for r in ("best_train", "margin", "bootstrap"))
+    # oracle_all: the best test accuracy of any template each run scored, paired like the rules
+    for cell, p in zip([c for c in cells(spec) if c.method == "hill_climb"], picks, strict=True):
+        store = RunStore.open(cell_dir(tmp_path / "g", cell))
+        templates = {t.template for t in store.trials() if t.state is TrialState.COMPLETE}
+        store.close()
+        assert p["oracle_all"]["test"] == max(scorer.score(t, "test").value for t in templates)
+        assert p["oracle_all"]["test"] >= p["oracle_top10"]["test"]
+    all_diffs = [100 * (a["oracle_all"]["test"] - b["oracle_all"]["test"])
+                 for a, b in zip(by_method["hill_climb"], by_method["best_of_pool"], strict=True)]
+    row = next(line for line in md.splitlines() if line.startswith("| oracle_all | hill_climb − best_of_pool |"))
+    assert row.split(" | ")[2:4] == ["2", f"{np.mean(all_diffs):+.2f}"]
 
 
 def test_a_grid_on_local_ray_matches_local_processes(tmp_path: Path) -> None:
