@@ -77,3 +77,38 @@ def test_known_lines_match_words_not_punctuation_and_near_copies() -> None:
     assert "a black and white photo of the bigg {}." in known  # one letter off: a near copy
     assert "a photo of an old {}." not in known and "a sketch of a {}." not in known
     assert not KnownLines([])
+
+
+@pytest.fixture(scope="module")
+def small_context() -> LlamaCppLLM:
+    return build("smollm2", options={"n_ctx": 512})
+
+
+def test_a_long_scored_list_is_cut_to_the_best_lines_that_fit(small_context: LlamaCppLLM) -> None:
+    head = "Prompt templates for classifying photos of clothing, from worst to best accuracy:"
+    lines = [f"- a photo number {i} of a {{}}. ({i / 4:.1f}%)" for i in range(300)]  # ~5,000 tokens
+    prompt = "\n".join([head, *lines, "-"])
+    fitted = small_context._fit(prompt)
+    kept = fitted.split("\n")
+    assert kept[0] == head and kept[-1] == "-"
+    assert kept[1:-1] == lines[-(len(kept) - 2):]  # the best (last) lines stay, the worst go
+    assert 5 < len(kept) - 2 < 300
+    reply = small_context.chat(ChatRequest((Message("user", "x"),), seed=1, max_tokens=40,
+                                           shape="template_line", completion_prompt=prompt))
+    assert reply.text.count("{}") == 1 and reply.prompt_tokens <= 512 - 300
+
+
+def test_a_long_conversation_keeps_its_opening_and_latest_turns(small_context: LlamaCppLLM) -> None:
+    opening = [Message("system", "You write prompt templates."),
+               Message("user", "Templates that work well: a photo of a {}. Write a better one.")]
+    turns = []
+    for i in range(60):  # ~2,000 tokens: past the 512-token window
+        turns += [Message("assistant", f"a detailed photo number {i} of a {{}}."),
+                  Message("user", f'"a detailed photo number {i} of a {{}}." scores {i}%, up. Write another.')]
+    request = ChatRequest((*opening, *turns), seed=1, max_tokens=24)
+    fitted = small_context._fit_messages([{"role": m.role, "content": m.content} for m in request.messages])
+    assert [m["content"] for m in fitted[:2]] == [m.content for m in opening]
+    assert fitted[-1]["content"] == turns[-1].content and len(fitted) < len(request.messages)
+    assert [m["role"] for m in fitted[2:]] == ["assistant", "user"] * ((len(fitted) - 2) // 2)
+    reply = small_context.chat(request)  # without the cut llama.cpp refuses: tokens exceed the window
+    assert reply.text and reply.prompt_tokens <= 512

