@@ -34,7 +34,8 @@ def _picks(store: RunStore, scorer: Any) -> dict[str, dict[str, Any]]:
         ranked = SELECTORS[name]().select(trials)
         if ranked:
             out[name] = {"template": ranked[0].template}
-    top = BestTrainSelector().select(trials)[:10]
+    by_train = BestTrainSelector().select(trials)
+    top = by_train[:10]
     if top and "val" in scorer.splits():
         vals = [(scorer.score(t.template, "val").value, -i, t.template) for i, t in enumerate(top)]
         out["best_val_top10"] = {"template": max(vals)[2]}
@@ -42,12 +43,10 @@ def _picks(store: RunStore, scorer: Any) -> dict[str, dict[str, Any]]:
     if len(ensemble) > 1 and callable(getattr(scorer, "score_ensemble", None)):
         out["ensemble_top5"] = {"template": " | ".join(ensemble),
                                 "test": scorer.score_ensemble(ensemble, "test").value}
-    tests = [(scorer.score(t.template, "test").value, t.template) for t in top]
+    tests = [(scorer.score(t.template, "test").value, t.template) for t in by_train]
     if tests:
-        out["oracle_top10"] = {"template": max(tests)[1], "test": max(tests)[0]}
-    every = [(scorer.score(t.template, "test").value, t.template) for t in BestTrainSelector().select(trials)]
-    if every:
-        out["oracle_all"] = {"template": max(every)[1], "test": max(every)[0]}
+        for name, best in (("oracle_top10", max(tests[:10])), ("oracle_all", max(tests))):
+            out[name] = {"template": best[1], "test": best[0]}
     for pick in out.values():
         if "test" not in pick:
             pick["test"] = scorer.score(pick["template"], "test").value

@@ -119,6 +119,9 @@ def _close_models() -> None:
         _MODELS.clear()
 
 
+REPLY_ROOM = 300  # context tokens left free for the reply when a prompt is cut to fit
+
+
 class LlamaCppLLM:
     """ChatLLM over a local GGUF model. One request at a time (llama.cpp is not re-entrant)."""
 
@@ -197,7 +200,7 @@ class LlamaCppLLM:
 
     def _fit(self, prompt: str) -> str:
         """Keep the head line and as many of the last list lines as fit the context window."""
-        budget = self.n_ctx - 300
+        budget = self.n_ctx - REPLY_ROOM
         if len(self.model.tokenize(prompt.encode())) <= budget:
             return prompt
         head, *lines = prompt.split("\n")
@@ -209,16 +212,14 @@ class LlamaCppLLM:
         """Keep the opening (system prompt and first user turn: the task and the scored lists)
         and as many of the latest turns as fit; the oldest exchanges go first, in pairs so the
         turns still alternate."""
-        budget = self.n_ctx - 300
-
-        def size(msgs: list[dict[str, str]]) -> int:  # + a few tokens of chat markup per turn
-            return sum(len(self.model.tokenize(m["content"].encode(), add_bos=False)) + 8 for m in msgs)
-
+        # + a few tokens of chat markup per turn
+        sizes = [len(self.model.tokenize(m["content"].encode(), add_bos=False)) + 8 for m in messages]
         n_open = next((i + 1 for i, m in enumerate(messages) if m["role"] == "user"), len(messages))
-        head, turns = messages[:n_open], messages[n_open:]
-        while len(turns) > 1 and size(head + turns) > budget:
-            turns = turns[2:]
-        return head + turns
+        total, first = sum(sizes), n_open  # messages[n_open:first] are dropped
+        while len(messages) - first > 1 and total > self.n_ctx - REPLY_ROOM:
+            total -= sizes[first] + sizes[first + 1]
+            first += 2
+        return messages[:n_open] + messages[first:]
 
     def chat(self, request: ChatRequest) -> ChatReply:
         started = time.perf_counter()
