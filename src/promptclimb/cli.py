@@ -36,7 +36,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 def _add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--task", help="task name (default tuxpaint)")
     p.add_argument("--scorer", help="VLM scorer (default conse)")
-    p.add_argument("--llm", help="chat LLM (default llamacpp:smollm2)")
+    p.add_argument("--llm", help="chat LLM (default llamacpp:qwen2.5-coder-1.5b)")
     p.add_argument("--method", help="proposer (default hill_climb; see `promptclimb methods`)")
     p.add_argument("--seed", type=int)
     p.add_argument("--shots", type=int, help="train images per class (default 16)")

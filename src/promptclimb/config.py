@@ -46,7 +46,7 @@ class RunConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     task: str = Field("tuxpaint", description="task name, e.g. tuxpaint, fashion-mnist, coop:eurosat")
     scorer: str = Field("conse", description="VLM scorer, e.g. conse, open_clip:RN50/openai")
-    llm: str = Field("llamacpp:smollm2", description="chat LLM, e.g. openai:gpt-4o-mini")
+    llm: str = Field("llamacpp:qwen2.5-coder-1.5b", description="chat LLM, e.g. openai:gpt-4o-mini")
     method: str = Field("hill_climb", description="proposer, see `promptclimb methods`")
     seed: int = Field(1, ge=0, description="few-shot split and LLM sampling seed")
     shots: int = Field(16, ge=1, le=1000, description="train images per class")

@@ -30,7 +30,7 @@ class GridSpec(BaseModel):
     seeds: list[int] = Field(default_factory=lambda: [1, 2, 3])
     methods: list[str] = Field(default_factory=lambda: list(DEFAULT_METHODS))
     scorers: list[str] = Field(default_factory=lambda: ["conse"])
-    llm: str = "llamacpp:smollm2"
+    llm: str = "llamacpp:qwen2.5-coder-1.5b"
     budget: int = Field(50, ge=1, description="scorer queries per cell, the same for every method")
     method_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
     llm_options: dict[str, Any] = Field(default_factory=dict)

@@ -28,7 +28,8 @@ LLMS: Registry[ChatLLM] = Registry(
     },
     help={
         "scripted": "built-in example replies, or scripted:FILE (replies or a recorded exchanges.jsonl)",
-        "llamacpp": "a local GGUF through llama.cpp: llamacpp:smollm2 (embedded), gemma3-270m, or a path",
+        "llamacpp": "a local GGUF through llama.cpp: llamacpp:qwen2.5-coder-1.5b (embedded default), "
+                    "qwen2.5-coder-0.5b, smollm2, gemma3-270m, or a path",
         "openai": "any OpenAI-compatible endpoint: openai:MODEL (llm_options.base_url, api_key_env)",
     },
 )

