@@ -107,3 +107,17 @@ def test_an_opening_seen_before_is_restored_from_the_state_cache() -> None:
         ChatRequest(OPENING, seed=3, shape="template_line", max_tokens=24)])
     # The third request's prompt was evaluated for the first one: restored, not evaluated again.
     assert prompt == first and again <= 4, (again, prompt)
+
+
+def test_a_chat_template_llama_cpp_cannot_apply_is_one_line_at_start_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    from jinja2.exceptions import TemplateError
+
+    llm = build("smollm2", options={"prompt": "chat"})
+
+    def broken(**_: object) -> None:
+        raise TemplateError("unknown tag 'generation'")
+
+    monkeypatch.setattr(llm.model, "create_chat_completion", broken)
+    with pytest.raises(LLMConfigError, match=r"cannot apply the chat template of .*gguf: TemplateError: unknown "
+                                             r"tag 'generation'; set llm_options.prompt='completion'"):
+        llm.check()
