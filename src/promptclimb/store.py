@@ -41,6 +41,12 @@ CREATE TABLE IF NOT EXISTS exchanges (
 CREATE TABLE IF NOT EXISTS results (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
+# Marks a recorded LLM error that stopped the run (setup, endpoint down, cache miss) rather than
+# costing a trial: resume asks that call again. Every other recorded error is replayed as it was.
+STOPPED = "stopped the run: "
+# Marks a recorded error of the endpoint (after its retries), as opposed to the model's.
+ENDPOINT_FAILED = "endpoint failed: "
+
 _TRIAL_COLS = (
     "number", "key", "state", "template", "raw", "proposer", "restart", "reset", "iteration",
     "train_score", "val_score", "test_score", "metrics", "error", "duplicate_of", "exchange_id",
@@ -222,11 +228,13 @@ class RunStore:
             return int(cur.lastrowid or 0)
 
     def find_exchange(self, key: str, sample: int) -> Exchange | None:
-        """A recorded successful reply for this request and sample index, if any."""
+        """The recorded outcome of this request and sample index: a reply, or an error that cost
+        a trial (replayed as that error, so the resumed run takes the path the killed one took);
+        None if not recorded or if it stopped the run."""
         with self._lock:
             row = self._conn.execute(
-                "SELECT * FROM exchanges WHERE key=? AND sample=? AND reply IS NOT NULL",
-                (key, sample)).fetchone()
+                "SELECT * FROM exchanges WHERE key=? AND sample=? AND (reply IS NOT NULL OR "
+                "substr(COALESCE(error, ''), 1, ?) != ?)", (key, sample, len(STOPPED), STOPPED)).fetchone()
         return None if row is None else _exchange_from_row(row)
 
     def exchanges(self) -> list[Exchange]:

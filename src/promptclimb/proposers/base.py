@@ -179,8 +179,8 @@ class Proposer:
                 answer = env.chat(request)
             except (LLMConfigError, CacheMiss):
                 raise
-            except LLMError as err:
-                reason = f"LLM error: {err}"
+            except LLMError as err:  # endpoint failures (retryable, given up) are told apart from the model's
+                reason = f"{'endpoint' if err.retryable else 'LLM'} error: {err}"
                 break
             raw, exchange_id = answer.reply.text, answer.exchange_id
             parsed = parse_candidates(raw)
