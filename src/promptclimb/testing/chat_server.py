@@ -26,7 +26,7 @@ from typing import Any
 # timeout); "reset" drops the connection with a TCP RST; "cut" ends the body mid-JSON (short of
 # its Content-Length), "cut_utf8" mid-character (a complete but undecodable body); "html" is a
 # gateway's error page with status 200; "huge" appends a 1 MB line to the reply.
-FAULTS = ("429", "429_bare", "500", "502", "503", "slow", "reset", "cut", "cut_utf8", "invalid_json",
+FAULTS = ("401", "429", "429_bare", "500", "502", "503", "slow", "reset", "cut", "cut_utf8", "invalid_json",
           "html", "null_content", "empty_choices", "empty_content", "huge")
 HTML_PAGE = b"<!DOCTYPE html><html><body><h1>502 Bad Gateway</h1><p>nginx</p></body></html>"
 
@@ -158,6 +158,9 @@ class ChatServer:
                 if fault in ("429", "429_bare"):
                     retry = {"Retry-After": str(server.retry_after)} if fault == "429" else {}
                     self._send(429, b'{"error": {"message": "rate limited"}}', retry)
+                    return
+                if fault == "401":
+                    self._send(401, b'{"error": {"message": "invalid api key", "code": "invalid_api_key"}}')
                     return
                 if fault in ("500", "502", "503"):
                     self._send(int(fault), b'{"error": {"message": "server error"}}')
