@@ -25,7 +25,7 @@ class OpenAICompatLLM:
     def __init__(self, model: str, *, base_url: str | None = None, api_key_env: str = "OPENAI_API_KEY",
                  temperature: float | None = None, max_tokens: int | None = None, timeout: float = 60.0,
                  max_retries: int = 5, max_concurrency: int = 8, organization: str | None = None,
-                 retry: RetryPolicy | None = None) -> None:
+                 retry: RetryPolicy | None = None, retry_delay: float = 0.5) -> None:
         if not model:
             raise LLMConfigError("give a model name: --llm openai:MODEL, e.g. openai:gpt-4o-mini")
         self.model = model
@@ -37,7 +37,7 @@ class OpenAICompatLLM:
         self.temperature, self.max_tokens = temperature, max_tokens
         self.timeout = timeout
         self.organization = organization
-        self.retry = retry or RetryPolicy(max_attempts=max(1, max_retries))
+        self.retry = retry or RetryPolicy(max_attempts=max(1, max_retries), base_delay=retry_delay)
         self.limit = threading.BoundedSemaphore(max_concurrency)
         self._client: Any = None
         self._lock = threading.Lock()
@@ -162,7 +162,7 @@ def _retry_after(err: Any) -> float | None:
 
 
 OPTIONS = {"base_url", "api_key_env", "temperature", "max_tokens", "timeout", "max_retries", "max_concurrency",
-           "organization"}
+           "organization", "retry_delay"}
 
 
 def build(arg: str, *, options: Mapping[str, Any]) -> OpenAICompatLLM:
