@@ -1,7 +1,8 @@
 """Running a grid's cells: each is an ordinary run; finished cells are skipped, unfinished ones
 resumed from their stores. A cell whose LLM endpoint goes down (study.py's stopping rule) is
-recorded as failed, not done, and the next bench run resumes it. Executors are small interchangeable classes: in this process (models
-load once and are shared by every cell), local worker processes, or Ray tasks."""
+recorded as failed, not done, and the next bench run resumes it. Executors are small
+interchangeable classes: in this process (models load once and are shared by every cell), local
+worker processes, or Ray tasks."""
 
 from __future__ import annotations
 

@@ -194,9 +194,9 @@ class ChatServer:
                     self._send(200, data[: len(data) // 2], length=len(data))
                     self.close_connection = True
                 elif fault == "cut_utf8":
-                    data = json.dumps(payload, ensure_ascii=False).replace('"chat.completion"', '"chat.complétion"')
-                    raw = data.encode()
-                    self._send(200, raw[: raw.index("é".encode()) + 1])
+                    body_text = json.dumps(payload, ensure_ascii=False).replace('"chat.completion"', '"chat.é"')
+                    raw = body_text.encode()
+                    self._send(200, raw[: raw.index("é".encode()) + 1])  # ends inside the two bytes of é
                 else:
                     self._send(200, data)
 
