@@ -217,7 +217,7 @@ class Study:
             with self._score_lock:
                 score = self.scorer.score(p.candidate.template, "train")
                 val = self.scorer.score(p.candidate.template, "val") if self.score_val else None
-        except (ScorerConfigError, BudgetExhausted, KeyboardInterrupt):  # a scorer's own budget stops the run
+        except (ScorerConfigError, EndpointDown, BudgetExhausted, KeyboardInterrupt):  # so does its own budget
             raise
         except Exception as err:  # a VLM error fails this trial, not the run
             return self._record(p, stream, None, f"scorer: {type(err).__name__}: {err}")
