@@ -13,6 +13,7 @@ import pytest
 from promptclimb.bench.grid import GridSpec
 from promptclimb.cli import EXIT_ENDPOINT, main
 from promptclimb.store import RunStore
+from promptclimb.testing.chaos import positions
 from promptclimb.testing.chat_server import ChatServer, hashed_replies
 
 TEMPLATES = [f"a {w} photo of the {{}}." for w in ("bright", "dark", "small", "large", "blurry", "sharp",
@@ -31,10 +32,6 @@ def _args(server: ChatServer, tmp_path: Path, out: Path, iterations: int = 3) ->
             "--set", 'llm_options.api_key_env=""', "--set", "llm_options.max_retries=2",
             "--set", "method_options.restarts=2", "--set", "method_options.resets=1",
             "--set", f"method_options.iterations={iterations}", "--out", str(out)]
-
-
-def _positions(store: RunStore) -> list[str]:
-    return [st.key if st.key.startswith("pool/") else st.key.rsplit("/", 1)[0] for st in store.stored_trials()]
 
 
 @pytest.mark.parametrize(("fault", "named"), [("html", "an HTML body, not the API's JSON"),
@@ -57,8 +54,8 @@ def test_a_down_endpoint_stops_the_run_in_one_line_and_resume_finishes_it(
     assert main(["resume", str(run)]) == 0
     capsys.readouterr()
     store = RunStore.open(run)
-    positions = _positions(store)
-    assert store.finished and len(positions) == len(set(positions)) == 20 + 2 * 3
+    where = positions(store)
+    assert store.finished and len(where) == len(set(where)) == 20 + 2 * 3
     assert sum(t.state.value == "complete" for t in store.trials()) > 20  # the LLM's templates were scored
 
 

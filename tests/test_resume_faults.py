@@ -15,12 +15,8 @@ from pathlib import Path
 import pytest
 
 from promptclimb.store import STORE_FILE
+from promptclimb.testing.chaos import TEMPLATES, count_trials
 from promptclimb.testing.chat_server import ChatServer, hashed_replies
-
-WORDS = ["bright", "dark", "small", "large", "blurry", "sharp", "vintage", "modern", "clean", "dirty",
-         "quiet", "noisy", "tiny", "huge", "faded", "vivid", "grainy", "crisp", "soft", "bold"]
-TEMPLATES = [f"a {w} photo of the {{}}." for w in WORDS] + [f"the {{}}, {w} and {v}." for w, v in
-                                                             zip(WORDS, reversed(WORDS), strict=True)]
 
 
 def _cli(*args: str) -> list[str]:
@@ -34,14 +30,6 @@ def run_args(server: ChatServer, cache: Path, *extra: str) -> list[str]:
             "--set", "llm_options.timeout=2", "--set", "scorer_options.delay_s=0.05",
             "--set", "method_options.restarts=2", "--set", "method_options.resets=2",
             "--set", "method_options.iterations=3", *extra]
-
-
-def count_trials(run: Path) -> int:
-    try:
-        with sqlite3.connect(run / STORE_FILE, timeout=5) as c:
-            return int(c.execute("SELECT COUNT(*) FROM trials").fetchone()[0])
-    except sqlite3.Error:
-        return 0
 
 
 def trial_rows(run: Path) -> list[tuple]:

@@ -88,7 +88,8 @@ def _cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "promptclimb.cli", *args]
 
 
-def _count(run: Path) -> int:
+def count_trials(run: Path) -> int:
+    """Trials recorded so far, read while another process writes (0 before the store exists)."""
     try:
         with sqlite3.connect(f"file:{run / STORE_FILE}?mode=ro", uri=True, timeout=5) as c:
             return int(c.execute("SELECT COUNT(*) FROM trials").fetchone()[0])
@@ -105,8 +106,8 @@ def _killed_and_resumed(args: list[str], run: Path, s: ChaosSettings, rng: rando
         report.resumes += argv[3] == "resume"
         proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         if kills < s.kills:
-            start = _count(run)
-            while proc.poll() is None and _count(run) <= start and time.time() < deadline:
+            start = count_trials(run)
+            while proc.poll() is None and count_trials(run) <= start and time.time() < deadline:
                 time.sleep(0.02)
             time.sleep(rng.uniform(0.0, 0.6))
             if proc.poll() is None:
@@ -126,7 +127,8 @@ def _killed_and_resumed(args: list[str], run: Path, s: ChaosSettings, rng: rando
     report.problems.append(f"{run.name}: not finished after {s.max_processes} processes")
 
 
-def _positions(store: RunStore) -> list[str]:
+def positions(store: RunStore) -> list[str]:
+    """Every trial's position: pool/i, or restart/reset/iteration (the key without /c0 or /failed)."""
     return [st.key if st.key.startswith("pool/") else st.key.rsplit("/", 1)[0] for st in store.stored_trials()]
 
 
@@ -145,7 +147,7 @@ def check_store(run: Path, reference: Path, report: ChaosReport, comparable: boo
     exchange, usage equals the sum of the exchanges, and, where the mix allows (every call
     succeeded in the end, no huge reply), the same trials and final result as the uninterrupted run."""
     got, want = RunStore.open(run), RunStore.open(reference)
-    name, pos, ref_pos = run.name, _positions(got), _positions(want)
+    name, pos, ref_pos = run.name, positions(got), positions(want)
     report.trials += len(pos)
     report.duplicated += len(pos) - len(set(pos))
     report.lost += len(set(ref_pos) - set(pos))
