@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import time
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
@@ -17,6 +18,8 @@ from typing import Any
 
 MAX_TEMPLATE_CHARS = 160
 MAX_WORDS = 30
+# Marks that reorder how text is shown (a template that reads one way and is another).
+BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 # Placeholder spellings LLMs use instead of ``{}``: {0}, {name}, {class name}, [CLASS], <label>.
 _PLACEHOLDER_RE = re.compile(
@@ -60,6 +63,8 @@ class Candidate:
             raise CandidateRejected(f"template must contain exactly one {{}} and no other braces: {t!r}")
         if len(t) > MAX_TEMPLATE_CHARS:
             raise CandidateRejected(f"template longer than {MAX_TEMPLATE_CHARS} characters")
+        if any(c in BIDI_CONTROLS or unicodedata.category(c) == "Cc" for c in t):
+            raise CandidateRejected("control characters or right-to-left marks in the template")
 
     def fill(self, class_name: str) -> str:
         """The prompt for one class (class names may hold braces: no ``.format`` parsing here)."""

@@ -1,7 +1,9 @@
 """The `promptclimb` command: optimize, resume, show, export, methods.
 
 Errors a user can fix (bad config, missing data, unknown names, unusable stores, unreachable
-endpoints) end as one line on stderr and exit status 2; Ctrl-C says how to resume.
+endpoints) end as one line on stderr and exit status 2; an endpoint that goes down mid-run
+(study.py's stopping rule) ends with one line and status 3, the run resumable; Ctrl-C says how
+to resume.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from rich.console import Console
 from promptclimb.config import ConfigError, resolve_config
 
 EXIT_USAGE = 2
+EXIT_ENDPOINT = 3
 EXIT_INTERRUPTED = 130
 
 
@@ -218,7 +221,7 @@ def cmd_bench(args: argparse.Namespace, console: Console) -> int:
         console.print(f"[{i}/{n}] {result['status']:<8} {result['seconds']:>7.1f}s  {result['cell']}",
                       highlight=False)
 
-    run_grid(spec, out, executor, progress)
+    results = run_grid(spec, out, executor, progress)
     tables = write_tables(spec, out)
     if args.selection_study:
         from promptclimb.bench.selection_study import selection_study
@@ -232,6 +235,12 @@ def cmd_bench(args: argparse.Namespace, console: Console) -> int:
     report = write_grid_report(spec, out, tables, curves)
     console.print(tables["markdown"], highlight=False, markup=False, soft_wrap=True)
     console.print(f"tables: {out / 'tables.md'}  report: {report}", highlight=False)
+    failed = [r for r in results if r["status"] == "failed"]
+    if failed:
+        print(f"promptclimb: error: {len(failed)} of {total} cells failed (first: {failed[0]['cell']}: "
+              f"{failed[0]['error']}); they are not in the tables: rerun the same command to resume them",
+              file=sys.stderr)
+        return EXIT_ENDPOINT
     return 0
 
 
@@ -317,8 +326,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     console = Console(highlight=False)
     args = build_parser().parse_args(argv)
     errors = _user_errors()
+    from promptclimb.llm.base import EndpointDown
+
     try:
         return int(args.func(args, console))
+    except EndpointDown as err:
+        print(f"promptclimb: error: {_one_line(err)}", file=sys.stderr)
+        return EXIT_ENDPOINT
     except KeyboardInterrupt:
         where = getattr(args, "out", None) or getattr(args, "dir", None)
         hint = f"; continue with `promptclimb resume {where}`" if where else ""
@@ -327,9 +341,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except errors as err:
         if os.environ.get("PROMPTCLIMB_DEBUG"):
             raise
-        msg = str(err).splitlines()[0] if str(err) else type(err).__name__
-        print(f"promptclimb: error: {msg}", file=sys.stderr)
+        print(f"promptclimb: error: {_one_line(err)}", file=sys.stderr)
         return EXIT_USAGE
+
+
+def _one_line(err: BaseException) -> str:
+    return str(err).splitlines()[0] if str(err) else type(err).__name__
 
 
 if __name__ == "__main__":

@@ -65,6 +65,8 @@ class RunConfig(BaseModel):
     oracle_top_n: int = Field(0, ge=0, le=1000,
                               description="report only: best on test among the top-N on train")
     n_jobs: int = Field(1, ge=1, le=64, description="restarts run concurrently (remote LLMs)")
+    max_endpoint_failures: int = Field(3, ge=1, le=1000, description="consecutive LLM calls the endpoint "
+                                       "may fail (after retries) before the run stops, resumable")
 
 
 def describe_validation_error(err: ValidationError, prefix: str = "") -> str:

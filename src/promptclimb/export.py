@@ -1,11 +1,16 @@
 """`promptclimb export RUN`: trials as CSV and JSON, LLM exchanges as JSONL (a transcript the
 scripted LLM can replay), and the best templates as a text file other commands read
-(``method_options.pool.path``, ``fixed`` templates, transfer evaluation)."""
+(``method_options.pool.path``, ``fixed`` templates, transfer evaluation).
+
+LLM text is untrusted: in the CSV, a text cell that a spreadsheet would run as a formula
+(starting with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return) is prefixed with ``'``.
+The JSON files keep the exact text."""
 
 from __future__ import annotations
 
 import csv
 import json
+import re
 from dataclasses import asdict
 from pathlib import Path
 
@@ -17,6 +22,18 @@ TRIAL_FIELDS = ("number", "state", "template", "train_score", "val_score", "test
                 "started_at", "finished_at")
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_NUMBER = re.compile(r"[+-]?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?%?")
+
+
+def csv_cell(value: object) -> object:
+    """A value safe to open in a spreadsheet: text that would start a formula is quoted with '
+    (a plain number such as -1.5 is left as it is)."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS) and not _NUMBER.fullmatch(value):
+        return f"'{value}"
+    return value
+
+
 def export_run(store: RunStore, out: Path, top_k: int = 5) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     trials = store.trials()
@@ -24,7 +41,7 @@ def export_run(store: RunStore, out: Path, top_k: int = 5) -> list[Path]:
         writer = csv.DictWriter(f, TRIAL_FIELDS, extrasaction="ignore")
         writer.writeheader()
         for t in trials:
-            writer.writerow({**asdict(t), "state": t.state.value})
+            writer.writerow({k: csv_cell(v) for k, v in {**asdict(t), "state": t.state.value}.items()})
     rows = [{**asdict(t), "state": t.state.value} for t in trials]
     (out / "trials.json").write_text(json.dumps(rows, indent=1, default=str), encoding="utf-8")
     with (out / "exchanges.jsonl").open("w", encoding="utf-8") as f:

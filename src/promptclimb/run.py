@@ -79,7 +79,7 @@ def make_study(parts: RunParts, store: RunStore, callbacks: Sequence[Callback] =
         llm=parts.llm, seed=c.seed, budget=Budget(**c.budget.model_dump()), callbacks=callbacks,
         llm_cache=cache, replay_only=c.replay_only, score_val=c.score_val,
         cost_fn=_cost_fn(parts.llm), evaluate_test=c.evaluate_test, selector=build_selector(c.selection),
-        ensemble_k=c.ensemble_k, oracle_top_n=c.oracle_top_n,
+        ensemble_k=c.ensemble_k, oracle_top_n=c.oracle_top_n, max_endpoint_failures=c.max_endpoint_failures,
     )
 
 

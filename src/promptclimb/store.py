@@ -8,6 +8,7 @@ and sample index, so nothing already scored is scored again.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -41,11 +42,21 @@ CREATE TABLE IF NOT EXISTS exchanges (
 CREATE TABLE IF NOT EXISTS results (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
+# Marks a recorded LLM error that stopped the run (setup, endpoint down, cache miss) rather than
+# costing a trial: resume asks that call again. Every other recorded error is replayed as it was.
+STOPPED = "stopped the run: "
+# Marks a recorded error of the endpoint (after its retries), as opposed to the model's.
+ENDPOINT_FAILED = "endpoint failed: "
+
 _TRIAL_COLS = (
     "number", "key", "state", "template", "raw", "proposer", "restart", "reset", "iteration",
     "train_score", "val_score", "test_score", "metrics", "error", "duplicate_of", "exchange_id",
     "started_at", "finished_at",
 )
+
+
+_EXCHANGE_COLS = ("id", "key", "sample", "model", "request", "reply", "error", "prompt_tokens",
+                  "completion_tokens", "cost_usd", "cached", "started_at", "finished_at")
 
 
 class StoreError(RuntimeError):
@@ -121,19 +132,8 @@ class RunStore:
             raise StoreError(f"run directory {run_dir} does not exist: pass the --out of a run")
         if not path.is_file():
             raise StoreError(f"{run_dir} holds no {STORE_FILE}: it is not a promptclimb run directory")
-        try:
-            conn = _connect(path)
-            rows = dict(conn.execute("SELECT key, value FROM meta").fetchall())
-        except sqlite3.DatabaseError as err:
-            raise StoreError(
-                f"{path} is not a readable promptclimb store ({err}); it is corrupt or foreign: "
-                "start a new run with another --out"
-            ) from None
-        if rows.get("format") != FORMAT:
-            raise StoreError(f"{path} is an SQLite file but not a promptclimb run store")
-        if int(rows.get("version", "0")) > VERSION:
-            raise StoreError(f"{path} was written by a newer promptclimb: upgrade to read it")
-        return cls(path, conn)
+        _check(path)  # read-only: a store we cannot use is left exactly as it was
+        return cls(path, _connect(path))
 
     def close(self) -> None:
         with self._lock:
@@ -141,8 +141,17 @@ class RunStore:
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
-        with self._lock, self._conn:
-            yield self._conn
+        """One transaction: all of it is recorded or none (a full disk or a read-only directory
+        rolls it back and stops the run in one line; the run resumes once it is fixed)."""
+        with self._lock:
+            try:
+                with self._conn:
+                    yield self._conn
+            except sqlite3.OperationalError as err:
+                run = self.path.parent
+                raise StoreError(
+                    f"cannot write the run store {self.path} ({err}): free disk space or make {run} writable, "
+                    f"then `promptclimb resume {run}`; everything recorded before is kept") from None
 
     # -- meta and results ----------------------------------------------------------------
     def meta(self, key: str) -> str | None:
@@ -222,17 +231,42 @@ class RunStore:
             return int(cur.lastrowid or 0)
 
     def find_exchange(self, key: str, sample: int) -> Exchange | None:
-        """A recorded successful reply for this request and sample index, if any."""
+        """The recorded outcome of this request and sample index: a reply, or an error that cost
+        a trial (replayed as that error, so the resumed run takes the path the killed one took);
+        None if not recorded or if it stopped the run."""
         with self._lock:
             row = self._conn.execute(
-                "SELECT * FROM exchanges WHERE key=? AND sample=? AND reply IS NOT NULL",
-                (key, sample)).fetchone()
+                "SELECT * FROM exchanges WHERE key=? AND sample=? AND (reply IS NOT NULL OR "
+                "substr(COALESCE(error, ''), 1, ?) != ?)", (key, sample, len(STOPPED), STOPPED)).fetchone()
         return None if row is None else _exchange_from_row(row)
 
     def exchanges(self) -> list[Exchange]:
         with self._lock:
             rows = self._conn.execute("SELECT * FROM exchanges ORDER BY id").fetchall()
         return [_exchange_from_row(r) for r in rows]
+
+
+def _check(path: Path) -> None:
+    """Format, version and schema, read through a read-only connection."""
+    try:
+        with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as ro:
+            rows = dict(ro.execute("SELECT key, value FROM meta").fetchall())
+            columns = {t: [r[1] for r in ro.execute(f"PRAGMA table_info({t})")] for t in ("trials", "exchanges")}
+    except sqlite3.DatabaseError as err:
+        raise StoreError(
+            f"{path} is not a readable promptclimb store ({err}); it is corrupt or foreign: "
+            "start a new run with another --out") from None
+    if rows.get("format") != FORMAT:
+        raise StoreError(f"{path} is an SQLite file but not a promptclimb run store")
+    version = rows.get("version", "0")
+    if not version.isdigit() or int(version) > VERSION:
+        raise StoreError(f"{path} was written by a newer promptclimb (store version {version}, this one reads "
+                         f"{VERSION}): upgrade promptclimb to read it")
+    missing = sorted({*_TRIAL_COLS} - {*columns["trials"]}) + sorted({*_EXCHANGE_COLS} - {*columns["exchanges"]})
+    if int(version) < VERSION or missing:
+        raise StoreError(f"{path} has an older or unknown schema (version {version}, missing "
+                         f"{', '.join(missing) or 'nothing'}): this promptclimb cannot read it; it was left "
+                         "untouched: use the promptclimb that wrote it, or start a new run with another --out")
 
 
 def _connect(path: Path) -> sqlite3.Connection:

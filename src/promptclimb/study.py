@@ -4,6 +4,14 @@ Every trial and LLM exchange is written to the store as it happens. A resumed St
 proposer from the start with the same seed: trials already in the store are found by position
 key and LLM replies by request hash, so nothing recorded is redone and the run continues where
 it stopped. Independent streams (restarts) may run in threads (``n_jobs``) against remote LLMs.
+
+Endpoint failures are not weak replies. A failed LLM call (after the backend's own retries) costs
+its trial and the run goes on, unless the endpoint is down by this rule: the first call the
+endpoint refuses outright (a setup error such as 401 or 404), or ``max_endpoint_failures``
+consecutive calls failing with endpoint errors (connection, timeout, HTTP status, a body that is
+not the API's JSON). Then the run stops with EndpointDown (one line: endpoint, status, fix),
+is not marked finished, and ``promptclimb resume`` asks the stopping call again. Failures that
+cost a trial are replayed on resume as they were, so no position is ever recorded twice.
 """
 
 from __future__ import annotations
@@ -18,11 +26,22 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from promptclimb.candidate import Score, Trial, TrialState
-from promptclimb.llm.base import BudgetExhausted, ChatLLM, ChatReply, ChatRequest, LLMConfigError, LLMError
+from promptclimb.llm.base import (
+    BudgetExhausted,
+    CacheMiss,
+    ChatLLM,
+    ChatReply,
+    ChatRequest,
+    EndpointDown,
+    LLMConfigError,
+    LLMError,
+    LLMReplyError,
+    RetryableLLMError,
+)
 from promptclimb.llm.cache import CachedLLM, LLMCache
 from promptclimb.proposers.base import LLMAnswer, Proposal, ProposalStream, Proposer, ProposerEnv
 from promptclimb.selection import BestTrainSelector, Selector
-from promptclimb.store import RunStore, StoreError
+from promptclimb.store import ENDPOINT_FAILED, STOPPED, Exchange, RunStore, StoreError
 from promptclimb.tasks.base import TaskInfo
 from promptclimb.vlm.base import EnsembleScorer, Scorer, ScorerConfigError
 
@@ -79,6 +98,7 @@ class Study:
         ensemble_k: int = 0,
         oracle_top_n: int = 0,
         max_failed_replies: int = 6,
+        max_endpoint_failures: int = 3,
     ) -> None:
         self.store, self.proposer, self.scorer, self.task = store, proposer, scorer, task
         self.seed = seed
@@ -93,6 +113,9 @@ class Study:
         self.usage = Usage()
         self.stopped_by: str | None = None
         self.max_failed_replies = max_failed_replies
+        self.max_endpoint_failures = max_endpoint_failures
+        self._endpoint_failures = 0  # consecutive live calls the endpoint failed
+        self._down: EndpointDown | None = None
         self.warnings: list[str] = []
         self._llm = CachedLLM(llm, llm_cache, replay_only) if llm is not None else None
         self._lock = threading.RLock()
@@ -153,7 +176,8 @@ class Study:
             batch = next(gen)
             while self.stopped_by is None:
                 trials = [self._process(p, stream) for p in batch]
-                unusable = [t for t in trials if t.state is TrialState.FAILED and t.template is None]
+                unusable = [t for t in trials if t.state is TrialState.FAILED and t.template is None
+                            and not (t.error or "").startswith("endpoint error")]  # weak replies only
                 failures = failures + 1 if trials and len(unusable) == len(trials) else 0
                 last = unusable[-1].error or "" if unusable else last
                 if failures >= self.max_failed_replies:
@@ -193,7 +217,7 @@ class Study:
             with self._score_lock:
                 score = self.scorer.score(p.candidate.template, "train")
                 val = self.scorer.score(p.candidate.template, "val") if self.score_val else None
-        except (ScorerConfigError, BudgetExhausted, KeyboardInterrupt):  # a scorer's own budget stops the run
+        except (ScorerConfigError, EndpointDown, BudgetExhausted, KeyboardInterrupt):  # so does its own budget
             raise
         except Exception as err:  # a VLM error fails this trial, not the run
             return self._record(p, stream, None, f"scorer: {type(err).__name__}: {err}")
@@ -263,23 +287,63 @@ class Study:
             self._calls += 1
             call_number = self._calls - 1
         hit = self.store.find_exchange(key, sample)
-        if hit is not None and hit.reply is not None:
-            self._charge_llm(hit.reply, hit.cost_usd)
-            return LLMAnswer(hit.reply, hit.id)
+        if hit is not None:
+            return self._replay(hit)
+        if self._down is not None:
+            raise self._down
         self._check_llm_budget()
         started = time.time()
         try:
             reply = self._llm.chat_at(replace(request, call_number=call_number), key, sample)
         except LLMError as err:
-            self.store.add_exchange(key, sample, self._llm.name, request, None, str(err), None, started)
+            stop = self._verdict(err)
+            stored = f"{STOPPED}{err}" if stop is not None or isinstance(err, CacheMiss) else \
+                f"{ENDPOINT_FAILED}{err}" if err.retryable else str(err)
+            self.store.add_exchange(key, sample, self._llm.name, request, None, stored, None, started)
             with self._lock:
                 self.usage.llm_calls += 1
+            if stop is not None:
+                raise stop from None
             raise
+        with self._lock:
+            self._endpoint_failures = 0
         cost = self.cost_fn(reply) if self.cost_fn else None
         exchange_id = self.store.add_exchange(key, sample, self._llm.name, request, reply, None,
                                               cost, started)
         self._charge_llm(reply, cost)
         return LLMAnswer(reply, exchange_id)
+
+    def _replay(self, hit: Exchange) -> LLMAnswer:
+        """A recorded call: its reply, or the error it failed with (of the same kind)."""
+        if hit.reply is not None:
+            self._charge_llm(hit.reply, hit.cost_usd)
+            return LLMAnswer(hit.reply, hit.id)
+        with self._lock:
+            self.usage.llm_calls += 1
+        error = hit.error or "unknown error"
+        if error.startswith(ENDPOINT_FAILED):
+            raise RetryableLLMError(error.removeprefix(ENDPOINT_FAILED))
+        raise LLMError(error)
+
+    def _verdict(self, err: LLMError) -> EndpointDown | None:
+        """The stopping rule (module docstring): whether this failure means the endpoint is down."""
+        resume = f"the run is saved: once it answers, `promptclimb resume {self.store.path.parent}`"
+        with self._lock:
+            if self._down is not None:
+                return self._down
+            if isinstance(err, CacheMiss | LLMReplyError):
+                if isinstance(err, LLMReplyError):
+                    self._endpoint_failures = 0  # the endpoint answered; the model was weak
+                return None
+            if isinstance(err, LLMConfigError):
+                self._down = EndpointDown(f"{err}; {resume}")
+                return self._down
+            self._endpoint_failures += 1
+            if self._endpoint_failures >= self.max_endpoint_failures:
+                self._down = EndpointDown(
+                    f"the LLM endpoint failed {self._endpoint_failures} calls in a row (last: {err}): "
+                    f"check that it runs and answers; {resume}")
+            return self._down
 
     def _charge_llm(self, reply: ChatReply, cost: float | None) -> None:
         with self._lock:

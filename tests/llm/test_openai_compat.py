@@ -33,7 +33,8 @@ def _llm(server: ChatServer, attempts: int = 4, **kw: object) -> tuple[OpenAICom
                            **kw), policy  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("fault", ["429", "500", "503", "slow", "cut", "invalid_json"])
+@pytest.mark.parametrize("fault", ["429", "429_bare", "500", "502", "503", "slow", "reset", "cut", "cut_utf8",
+                                   "invalid_json", "html", "null_content", "empty_choices"])
 def test_transient_faults_are_retried_then_succeed(server: ChatServer, fault: str) -> None:
     llm, policy = _llm(server)
     server.faults.append(fault)
@@ -51,12 +52,32 @@ def test_retry_after_is_honoured_and_backoff_grows(server: ChatServer) -> None:
     assert policy.delays == [7.0, 0.5 * 0.5 * 2, 0.5 * 0.5 * 4]  # Retry-After, then base * 2^n * jitter
 
 
-@pytest.mark.parametrize("fault", ["empty_choices", "empty_content"])
-def test_empty_replies_are_a_clear_error(server: ChatServer, fault: str) -> None:
+def test_an_empty_text_is_the_models_answer_not_retried(server: ChatServer) -> None:
     llm, _ = _llm(server)
-    server.faults.append(fault)
-    with pytest.raises(LLMReplyError, match="no text"):
+    server.faults.append("empty_content")
+    with pytest.raises(LLMReplyError, match="empty text"):
         llm.chat(REQ)
+    assert len(server.requests) == 1
+
+
+@pytest.mark.parametrize(("fault", "named"), [("html", "an HTML body, not the API's JSON"),
+                                              ("null_content", "content null"),
+                                              ("empty_choices", "no choices")])
+def test_bodies_that_are_not_replies_are_named_with_status_and_url(server: ChatServer, fault: str,
+                                                                   named: str) -> None:
+    llm, _ = _llm(server, attempts=2)
+    server.always = fault
+    with pytest.raises(RetryableLLMError) as err:
+        llm.chat(REQ)
+    assert named in str(err.value) and "status 200" in str(err.value) and server.url in str(err.value)
+    assert len(server.requests) == 2
+
+
+def test_a_huge_reply_still_yields_its_template(server: ChatServer) -> None:
+    llm, _ = _llm(server)
+    server.faults.append("huge")
+    reply = llm.chat(REQ)
+    assert reply.text.splitlines()[0] == "a photo of a {}." and len(reply.text) > 1_000_000
 
 
 def test_persistent_faults_give_up_with_a_retryable_error(server: ChatServer) -> None:
@@ -113,7 +134,7 @@ def test_a_run_through_faults_stays_consistent_and_never_stores_the_key(
     server.replies = [f"a {word} rendition of the {{}}." for word in
                       ["bright", "dark", "small", "large", "blurry", "sharp",
                        "vintage", "modern", "clean", "dirty", "quiet", "noisy"]]
-    server.faults.extend(["429", "500", "cut", "invalid_json", "empty_choices", "503"])
+    server.faults.extend(["429", "500", "cut", "invalid_json", "empty_content", "503"])
     assert main(_cli_args(server, tmp_path / "run")) == 0
     assert all({k.lower(): v for k, v in h.items()}["authorization"] == f"Bearer {secret}" for h in server.headers)
     for path in (tmp_path / "run").iterdir():
@@ -125,7 +146,7 @@ def test_a_run_through_faults_stays_consistent_and_never_stores_the_key(
     exchanges = store.exchanges()
     assert all((e.reply is None) != (e.error is None) for e in exchanges)  # a reply or an error, never both
     assert summary["llm_calls"] == len(exchanges) and summary["n_trials"] == 26
-    assert [e.error for e in exchanges if e.error] == ["openai:test-model returned no text (empty choices or content)"]
+    assert [e.error for e in exchanges if e.error] == ["openai:test-model returned empty text: the model wrote nothing"]
     assert summary["llm_cost_usd"] > 0  # test-model is priced in the shipped table
     assert (tmp_path / "run" / STORE_FILE).exists()
 

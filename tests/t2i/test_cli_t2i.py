@@ -184,3 +184,27 @@ def test_a_cost_budget_counts_images_judge_and_llm(server: ImageServer, tmp_path
     store = RunStore.open(run)
     assert store.result("t2i_usage")["image_cost_usd"] == pytest.approx(0.01 * images)
     store.close()
+
+
+@pytest.mark.parametrize("part", ["image generator", "judge"])
+def test_a_down_generator_or_judge_stops_the_run_in_one_line_and_resume_finishes(
+        server: ImageServer, tmp_path: Path, capsys: pytest.CaptureFixture[str], part: str) -> None:
+    run = tmp_path / "run"
+    if part == "judge":
+        server.always = "500"  # chat requests: the judge (and the prompt-writing LLM)
+    else:
+        server.image_always = "500"
+    code, _, err = _run(["generate", "a red square on a blue background", *flags(server, "--iterations", "3"),
+                         "--set", "generator.max_retries=1", "--set", "judge.max_retries=1",
+                         "--set", "llm_options.max_retries=1", "--out", str(run)], capsys)
+    lines = err.strip().splitlines()
+    assert code == 3 and len(lines) == 1, err
+    assert server.url in lines[0] and "answered 500" in lines[0] and f"promptclimb resume {run}" in lines[0]
+    assert "endpoint" in lines[0] and "stronger model" not in lines[0]
+    assert not RunStore.open(run).finished
+    server.always = server.image_always = None
+    code, _, err = _run(["resume", str(run)], capsys)
+    assert code == 0, err
+    store = RunStore.open(run)
+    keys = [st.key for st in store.stored_trials()]
+    assert store.finished and len(keys) == len(set(keys)) and any(t.state.value == "complete" for t in store.trials())

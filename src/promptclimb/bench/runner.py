@@ -1,6 +1,8 @@
 """Running a grid's cells: each is an ordinary run; finished cells are skipped, unfinished ones
-resumed from their stores. Executors are small interchangeable classes: in this process (models
-load once and are shared by every cell), local worker processes, or Ray tasks."""
+resumed from their stores. A cell whose LLM endpoint goes down (study.py's stopping rule) is
+recorded as failed, not done, and the next bench run resumes it. Executors are small
+interchangeable classes: in this process (models load once and are shared by every cell), local
+worker processes, or Ray tasks."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from typing import Any, Protocol
 
 from promptclimb.bench.grid import Cell, GridSpec, cell_config
 from promptclimb.candidate import TrialState
+from promptclimb.llm.base import EndpointDown
 from promptclimb.run import build_parts, make_study
 from promptclimb.store import STORE_FILE, RunStore
 
@@ -43,7 +46,12 @@ def run_cell(spec_json: str, cell_json: str, out: str) -> dict[str, Any]:
         store.set_result("split", manifest())
     status = "resumed" if store.trials() else "ran"
     if not store.finished:
-        make_study(parts, store).optimize()
+        try:
+            make_study(parts, store).optimize()
+        except EndpointDown as err:
+            store.close()
+            return {"cell": cell.id, "status": "failed", "seconds": round(time.time() - started, 2),
+                    "error": str(err).splitlines()[0]}
     if store.result("curve") is None:
         store.set_result("curve", budget_curve(store, parts.scorer))
     store.close()

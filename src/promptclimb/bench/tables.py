@@ -17,6 +17,7 @@ import numpy as np
 
 from promptclimb.bench.grid import Cell, GridSpec, cells
 from promptclimb.bench.runner import cell_dir
+from promptclimb.export import csv_cell
 from promptclimb.store import STORE_FILE, RunStore
 from promptclimb.summary import run_summary
 
@@ -162,8 +163,8 @@ def markdown(header: list[str], table: list[list[str]]) -> str:
 def to_csv(header: list[str], table: list[list[str]]) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf)
-    writer.writerow(header)
-    writer.writerows(table)
+    writer.writerow([csv_cell(h) for h in header])
+    writer.writerows([[csv_cell(c) for c in row] for row in table])
     return buf.getvalue()
 
 

@@ -125,6 +125,11 @@ class LLMConfigError(LLMError):
     """Bad setup found before any work: missing key, unknown model, unreachable URL, bad file."""
 
 
+class EndpointDown(LLMConfigError):
+    """The endpoint, not the model, keeps failing (the stopping rule in study.py): the run stops
+    with one line naming the endpoint, what it answered and the fix, and stays resumable."""
+
+
 class LLMReplyError(LLMError):
     """The model answered with nothing usable (empty, truncated or malformed)."""
 

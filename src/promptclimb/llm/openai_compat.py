@@ -25,18 +25,19 @@ class OpenAICompatLLM:
     def __init__(self, model: str, *, base_url: str | None = None, api_key_env: str = "OPENAI_API_KEY",
                  temperature: float | None = None, max_tokens: int | None = None, timeout: float = 60.0,
                  max_retries: int = 5, max_concurrency: int = 8, organization: str | None = None,
-                 retry: RetryPolicy | None = None) -> None:
+                 retry: RetryPolicy | None = None, retry_delay: float = 0.5) -> None:
         if not model:
             raise LLMConfigError("give a model name: --llm openai:MODEL, e.g. openai:gpt-4o-mini")
         self.model = model
         self.name = f"openai:{model}"
         self.cache_id = f"{self.name}@{base_url or 'api.openai.com'}"
         self.base_url = base_url
+        self.where = base_url or "https://api.openai.com/v1"  # named in every endpoint error
         self.api_key_env = api_key_env
         self.temperature, self.max_tokens = temperature, max_tokens
         self.timeout = timeout
         self.organization = organization
-        self.retry = retry or RetryPolicy(max_attempts=max(1, max_retries))
+        self.retry = retry or RetryPolicy(max_attempts=max(1, max_retries), base_delay=retry_delay)
         self.limit = threading.BoundedSemaphore(max_concurrency)
         self._client: Any = None
         self._lock = threading.Lock()
@@ -99,29 +100,30 @@ class OpenAICompatLLM:
         if request.stop:
             kwargs["stop"] = list(request.stop)
         started = time.perf_counter()
+        name = f"{self.name} at {self.where}"
         try:
-            out = self.client.chat.completions.create(**kwargs)
+            raw = self.client.chat.completions.with_raw_response.create(**kwargs)
+            out = raw.parse()
         except openai.RateLimitError as err:
-            raise RetryableLLMError(f"rate limited by {self.name}", _retry_after(err)) from None
+            raise RetryableLLMError(f"{name} answered 429 (rate limited)", _retry_after(err)) from None
         except openai.APITimeoutError:
-            raise RetryableLLMError(f"{self.name} timed out after {self.timeout:g}s") from None
+            raise RetryableLLMError(f"{name} timed out after {self.timeout:g}s") from None
         except openai.APIConnectionError as err:
-            raise RetryableLLMError(f"connection to {self.name} failed: {type(err.__cause__).__name__}") from None
+            raise RetryableLLMError(f"connection to {name} failed: {type(err.__cause__).__name__}") from None
         except openai.AuthenticationError:
-            raise LLMConfigError(f"{self.name} refused the key in {self.api_key_env}: check it") from None
+            raise LLMConfigError(f"{name} refused the key in {self.api_key_env}: check it") from None
         except openai.NotFoundError:
-            raise LLMConfigError(f"{self.name}: model or endpoint not found; check the model name and base_url") \
-                from None
+            raise LLMConfigError(f"{name}: model or endpoint not found (404); check the model name and "
+                                 "llm_options.base_url") from None
         except openai.APIStatusError as err:
             if err.status_code in RETRYABLE_STATUS:
-                raise RetryableLLMError(f"{self.name} answered {err.status_code}", _retry_after(err)) from None
-            raise LLMError(f"{self.name} answered {err.status_code}: {str(err.message)[:200]}") from None
+                raise RetryableLLMError(f"{name} answered {err.status_code}", _retry_after(err)) from None
+            raise LLMError(f"{name} answered {err.status_code}: {str(err.message)[:200]}") from None
         except (json.JSONDecodeError, openai.APIResponseValidationError, ValueError) as err:
-            raise RetryableLLMError(f"{self.name} sent a malformed reply ({type(err).__name__})") from None
-        choices = getattr(out, "choices", None) or []
-        texts = tuple((c.message.content or "") for c in choices if getattr(c, "message", None) is not None)
-        if not texts or not any(t.strip() for t in texts):
-            raise LLMReplyError(f"{self.name} returned no text (empty choices or content)")
+            raise RetryableLLMError(f"{name} sent a malformed reply ({type(err).__name__})") from None
+        texts, choices = _texts(out, raw.http_response, name)
+        if not any(t.strip() for t in texts):
+            raise LLMReplyError(f"{self.name} returned empty text: the model wrote nothing")
         usage = getattr(out, "usage", None)
         return ChatReply(texts, int(getattr(usage, "prompt_tokens", 0) or 0),
                          int(getattr(usage, "completion_tokens", 0) or 0), self.name,
@@ -131,6 +133,23 @@ class OpenAICompatLLM:
     def chat(self, request: ChatRequest) -> ChatReply:
         # A reply cut off by max_tokens ("length") is returned as is: the parser takes whole lines.
         return self.retry.call(lambda: self._call(request), self.limit)
+
+
+def _texts(out: Any, response: Any, name: str) -> tuple[tuple[str, ...], list[Any]]:
+    """The reply texts, or a retryable error naming what came instead of the API's JSON: an HTML
+    page (a proxy or gateway error), no choices, or ``content: null``. Retried like any other
+    transient fault; an empty string is the model's own (weak) answer and is returned."""
+    where = f"{name}, status {response.status_code}"
+    if isinstance(out, str) or not hasattr(out, "choices"):
+        kind = response.headers.get("content-type", "?").split(";")[0]
+        what = "an HTML body" if "html" in kind or str(out).lstrip()[:1] == "<" else f"a {kind} body"
+        raise RetryableLLMError(f"{what}, not the API's JSON ({where})")
+    choices = [c for c in (out.choices or []) if getattr(c, "message", None) is not None]
+    if not choices:
+        raise RetryableLLMError(f"a reply with no choices ({where})")
+    if all(c.message.content is None for c in choices):
+        raise RetryableLLMError(f"a reply with content null ({where})")
+    return tuple(c.message.content or "" for c in choices), choices
 
 
 def _retry_after(err: Any) -> float | None:
@@ -143,7 +162,7 @@ def _retry_after(err: Any) -> float | None:
 
 
 OPTIONS = {"base_url", "api_key_env", "temperature", "max_tokens", "timeout", "max_retries", "max_concurrency",
-           "organization"}
+           "organization", "retry_delay"}
 
 
 def build(arg: str, *, options: Mapping[str, Any]) -> OpenAICompatLLM:

@@ -33,6 +33,13 @@ from promptclimb.llm.base import ChatReply, ChatRequest, Message
 from promptclimb.tasks.base import TaskInfo
 
 ProposalStream = Generator[list["Proposal"], list[Trial], None]
+# A reply is echoed back into the conversation at most this long: a 1 MB reply is not resent
+# (and paid for) on every later turn.
+ECHO_CHARS = 2000
+
+
+def echo(raw: str) -> str:
+    return raw[:ECHO_CHARS]
 
 
 @dataclass(frozen=True)
@@ -179,8 +186,8 @@ class Proposer:
                 answer = env.chat(request)
             except (LLMConfigError, CacheMiss):
                 raise
-            except LLMError as err:
-                reason = f"LLM error: {err}"
+            except LLMError as err:  # endpoint failures (retryable, given up) are told apart from the model's
+                reason = f"{'endpoint' if err.retryable else 'LLM'} error: {err}"
                 break
             raw, exchange_id = answer.reply.text, answer.exchange_id
             parsed = parse_candidates(raw)
@@ -211,7 +218,7 @@ class Proposer:
                 reason = parsed.reason
                 fix = common.message("corrective", reason=reason)
             if attempt < s.max_retries:
-                messages = [*messages, Message("assistant", raw), fix]
+                messages = [*messages, Message("assistant", echo(raw)), fix]
         return Asked(messages, raw, (), repeats, reason, exchange_id)
 
     def _pool_templates(self, env: ProposerEnv) -> list[Candidate]:
@@ -333,5 +340,5 @@ def ranked(trials: Sequence[Trial]) -> list[Trial]:
 
 __all__ = [
     "Asked", "LLMAnswer", "MetaPrompt", "PoolSettings", "Proposal", "ProposalStream", "Proposer",
-    "ProposerEnv", "ProposerSettings", "format_score", "ranked", "read_template_file",
+    "ProposerEnv", "ProposerSettings", "echo", "format_score", "ranked", "read_template_file",
 ]

@@ -22,6 +22,7 @@ from promptclimb.proposers.base import (
     Proposer,
     ProposerEnv,
     ProposerSettings,
+    echo,
     format_score,
     ranked,
     task_vars,
@@ -129,7 +130,7 @@ class HillClimbProposer(Proposer):
                     convo, shown = self._opening(env)
                 else:
                     ask = self.prompts.render("ask", **self._vars(env))
-                    convo = [*convo, Message("assistant", reply), Message("user", "\n".join([*notes, ask]))]
+                    convo = [*convo, Message("assistant", echo(reply)), Message("user", "\n".join([*notes, ask]))]
 
 def build(arg: str, *, options: dict[str, Any]) -> HillClimbProposer:
     del arg

@@ -1,7 +1,8 @@
 """`promptclimb report RUN`: one static HTML file (inline CSS, plots as data URIs, no script, no
 server): the resolved config, the final template(s) against the baselines the run scored, the
 budget curve, every conversation with the score of each suggestion, failed replies and why,
-token counts and cost. LLM text is untrusted: everything is escaped."""
+token counts and cost. LLM text is untrusted: everything is escaped, and a Content-Security-Policy
+forbids any script should escaping ever miss."""
 
 from __future__ import annotations
 
@@ -29,6 +30,11 @@ pre{white-space:pre-wrap;background:#f8f8f8;padding:6px 8px;margin:2px 0;border-
 .assistant{border-color:#6a6}.system{border-color:#aaa}.role{font-size:11px;color:#777;text-transform:uppercase}
 details{margin:.4em 0}summary{cursor:pointer;font-weight:600}img{max-width:100%}
 """
+
+
+# Defence in depth beside escaping: the report runs no script and loads nothing but its own data: URIs.
+CSP = ('<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; img-src data:; '
+       'style-src \'unsafe-inline\'">')
 
 
 def _table(header: list[str], rows: list[list[str]], raw: bool = False) -> str:
@@ -129,7 +135,7 @@ def render_run_report(run_dir: Path) -> str:
         renderer = _EXTRA_SECTIONS.get(str(config.get("kind", "classify")))
         if renderer is not None:
             extra = renderer(store, run_dir)
-        return f"""<!doctype html><html><head><meta charset="utf-8"><title>promptclimb run report</title>
+        return f"""<!doctype html><html><head><meta charset="utf-8">{CSP}<title>promptclimb run report</title>
 <style>{CSS}</style></head><body>
 <h1>promptclimb run report: {escape(str(config.get('method')))} on {escape(str(config.get('task')))}</h1>
 <p>{escape(str(run_dir))} · scorer <b>{escape(str(config.get('scorer')))}</b> · LLM

@@ -19,7 +19,15 @@ from typing import Any
 from PIL.Image import Image
 
 from promptclimb.candidate import Score
-from promptclimb.llm.base import BudgetExhausted, ChatReply, ChatRequest, LLMConfigError, LLMError, Message
+from promptclimb.llm.base import (
+    BudgetExhausted,
+    ChatReply,
+    ChatRequest,
+    EndpointDown,
+    LLMConfigError,
+    LLMError,
+    Message,
+)
 from promptclimb.llm.pricing import estimate_cost
 from promptclimb.store import RunStore
 from promptclimb.t2i.base import GenerationRefused, ImageGenerator, Judge, Similarity, T2ITask, Verdict, parse_verdict
@@ -104,13 +112,15 @@ class T2IScorer:
 
     def __init__(self, *, run_dir: Path, store: RunStore, task: T2ITask, generator: ImageGenerator, judge: Judge,
                  similarity: Similarity, objective: str = "similarity", seed: int = 0,
-                 budget: T2IBudget | None = None, n_images: int = 1) -> None:
+                 budget: T2IBudget | None = None, n_images: int = 1, max_endpoint_failures: int = 3) -> None:
         self.run_dir, self.store, self.task = run_dir, store, task
         self.generator, self.judge, self.similarity = generator, judge, similarity
         self.objective = OBJECTIVES[objective]
         self.seed, self.budget, self.n_images = seed, budget or T2IBudget(), n_images
         self.other_cost: Callable[[], float] = lambda: 0.0  # the prompt-writing LLM's, set by the run
         self.meter = Meter.from_store(store)
+        self.max_endpoint_failures = max_endpoint_failures
+        self._endpoint_failures = 0  # consecutive generator or judge calls failed by their endpoint
         self._reference = open_image(run_dir / task.reference) if task.reference else None
 
     def splits(self) -> tuple[str, ...]:
@@ -119,8 +129,26 @@ class T2IScorer:
     def score(self, template: str, split: str = "train") -> Score:
         try:
             return self._score(template)
+        except EndpointDown:
+            raise
         except LLMConfigError as err:  # setup problems stop the run; other errors fail the trial
             raise ScorerConfigError(str(err)) from None
+
+    def _outcome(self, what: str, part: Any, err: LLMError | None) -> None:
+        """The stopping rule of study.py for the generator and the judge: ``max_endpoint_failures``
+        consecutive calls failed by the endpoint (after retries) stop the run, resumable; so does
+        the first such failure of a generator that has not made an image in this run yet (the run
+        has nothing to start from)."""
+        if err is None or not err.retryable:  # an answer, or a refusal: the endpoint works
+            self._endpoint_failures = 0
+            return
+        self._endpoint_failures += 1
+        if self._endpoint_failures >= self.max_endpoint_failures or (part is self.generator and not self.meter.images):
+            where = getattr(getattr(part, "transport", None), "where", part.name)
+            raise EndpointDown(f"the {what} endpoint {where} failed {self._endpoint_failures} calls in a row "
+                               f"(last: {err}): "
+                               f"check that it runs and answers; the run is saved: once it answers, "
+                               f"`promptclimb resume {self.run_dir}`") from None
 
     def _score(self, prompt: str) -> Score:
         seed = prompt_seed(self.seed, prompt)
@@ -164,7 +192,9 @@ class T2IScorer:
                 self.store.add_exchange(key, 0, IMAGE + gen.name, request, None, str(err), None, started)
                 self.meter.image_calls += 1
                 self.meter.refusals += isinstance(err, GenerationRefused)
+                self._outcome("image generator", gen, err)
             raise
+        self._outcome("image generator", gen, None)
         saved = [save_generated(self.run_dir, key[:16], i, im, prompt=prompt, seed=seed, model=gen.name,
                                 revised_prompt=out.revised_prompts[i] if i < len(out.revised_prompts) else None)
                  for i, im in enumerate(out.images)]
@@ -189,7 +219,9 @@ class T2IScorer:
         except LLMError as err:
             if not isinstance(err, LLMConfigError):
                 self.store.add_exchange(key, 0, model, request, None, str(err), None, started)
+                self._outcome("judge", self.judge, err)
             raise
+        self._outcome("judge", self.judge, None)
         cost = estimate_cost(self.judge.name.partition(":")[2], got.prompt_tokens, got.completion_tokens)
         reply = ChatReply((got.text,), got.prompt_tokens, got.completion_tokens, self.judge.name,
                           latency_s=time.time() - started)

@@ -6,7 +6,8 @@ base64 PNGs; a prompt holding a blocked word gets OpenAI's content-policy 400. P
 /v1/chat/completions answers requests that carry images (image_url parts) with the toy judge's
 JSON (or ``judge`` replies), and text-only requests with ``replies`` (the prompt-writing LLM).
 Faults: ``image_faults`` and ``faults`` (chat) queues, each fault consumed by one request: "429"
-(with Retry-After), "500", "503", "policy", "slow", "cut", "invalid_json".
+(with Retry-After), "500", "503", "policy", "slow", "cut", "invalid_json"; ``image_always`` and
+``always`` (chat) answer every request with one fault.
 
     with ImageServer(replies=["a blue circle"]) as server:
         server.image_faults.append("429")
@@ -65,6 +66,7 @@ class ImageServer(ChatServer):
         self.side = side
         self.blocked = blocked
         self.image_faults: deque[str] = deque()
+        self.image_always: str | None = None  # every image request gets this fault (a down endpoint)
         self.image_requests: list[dict[str, Any]] = []
         self.image_in_flight = 0
         self.judge_requests: list[dict[str, Any]] = []
@@ -112,7 +114,7 @@ class ImageServer(ChatServer):
                     server.image_requests.append(body)
                     server.headers.append(dict(self.headers))
                     server.image_in_flight += 1
-                    fault = server.image_faults.popleft() if server.image_faults else None
+                    fault = server.image_faults.popleft() if server.image_faults else server.image_always
                 try:
                     self._answer_image(body, fault)
                 finally:
