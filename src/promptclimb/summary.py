@@ -18,6 +18,7 @@ def run_summary(store: RunStore) -> dict[str, Any]:
     trials = store.trials()
     exchanges = store.exchanges()
     final = store.result("final") or {}
+    references = store.result("references") or []  # report only: scored on test after the run
     config = store.config
     ranking = best_trials(trials, 1)
     best = ranking[0] if ranking else None
@@ -26,6 +27,9 @@ def run_summary(store: RunStore) -> dict[str, Any]:
         "best_train_score": final.get("train_score") if final else (best.train_score if best else None),
         "final_val_score": final.get("val_score"),
         "final_test_score": final.get("test_score"),
+        "photo_test_score": _reference_test(references, "a photo of a {}."),
+        "pool_best_test_score": _reference_test(references, None),
+        "references": references,
         "n_trials": len(trials),
         "n_complete": sum(t.state is TrialState.COMPLETE for t in trials),
         "n_failed": sum(t.state is TrialState.FAILED for t in trials),
@@ -43,3 +47,11 @@ def run_summary(store: RunStore) -> dict[str, Any]:
         "stopped_by": final.get("stopped_by"),
         "finished": store.finished,
     }
+
+
+def _reference_test(references: list[dict[str, Any]], template: str | None) -> float | None:
+    """The test score of the reference with this template (None: the best of the pool)."""
+    for r in references:
+        if (r["template"] == template) if template else r["label"] == "best of the starting pool":
+            return r.get("test")
+    return None

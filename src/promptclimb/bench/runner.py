@@ -42,12 +42,13 @@ def run_cell(spec_json: str, cell_json: str, out: str) -> dict[str, Any]:
     if callable(manifest) and store.result("split") is None:
         store.set_result("split", manifest())
     status = "resumed" if store.trials() else "ran"
+    warnings: list[str] = []
     if not store.finished:
-        make_study(parts, store).optimize()
+        warnings = list(make_study(parts, store).optimize().warnings)
     if store.result("curve") is None:
         store.set_result("curve", budget_curve(store, parts.scorer))
     store.close()
-    return {"cell": cell.id, "status": status, "seconds": round(time.time() - started, 2)}
+    return {"cell": cell.id, "status": status, "seconds": round(time.time() - started, 2), "warnings": warnings}
 
 
 def budget_curve(store: RunStore, scorer: Any = None) -> list[dict[str, Any]]:
