@@ -54,7 +54,7 @@ def cmd_dashboard(args: argparse.Namespace, console: Console) -> int:
                          "pip install uvicorn==0.54.0 fastapi==0.163.2") from None
     app = create_app(Path(args.path).expanduser())
     sock = bind(args.host, args.port)
-    console.print(f"dashboard of {args.path} at {url_of(sock)}  (Ctrl-C to stop)", highlight=False)
+    console.print(f"dashboard of {args.path} at {url_of(sock)}  (Ctrl-C to stop)", highlight=False, soft_wrap=True)
     sys.stdout.flush()
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
     server.run(sockets=[sock])
