@@ -47,6 +47,8 @@ def reference_line(summary: dict[str, Any]) -> str | None:
     photo = next((r for r in summary.get("references") or [] if r["template"] == PHOTO), None)
     if chosen is None or photo is None or photo.get("test") is None:
         return None
+    if photo.get("is_chosen"):
+        return f"on test: the chosen template is {PHOTO!r} itself, {100 * chosen:.1f}"
     diff = 100 * (chosen - photo["test"])
     return (f"on test: chosen {100 * chosen:.1f} vs {PHOTO!r} {100 * photo['test']:.1f} ({diff:+.1f} points; "
             "the reference is scored after the run, for the report only)")

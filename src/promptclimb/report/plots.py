@@ -5,6 +5,7 @@ Panels without data are left out."""
 
 from __future__ import annotations
 
+import warnings
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
@@ -48,6 +49,11 @@ def _lines(curves: dict[str, list[list[dict[str, Any]]]], x_key: str, y_key: str
     return out
 
 
+def curve_title(title: str, several: bool) -> str:
+    """The figure's title: what the lines and bands are (a single run has no mean and no band)."""
+    return title + ("  (mean over seeds, band: min-max)" if several else "  (one run)")
+
+
 def plot_curves(curves: dict[str, list[list[dict[str, Any]]]], path: Path, title: str) -> Path | None:
     """``curves``: method -> one curve per seed. Up to three panels (train and test vs queries, train
     vs tokens); a panel without data (no LLM tokens, no test split) is left out, and None is returned
@@ -69,7 +75,8 @@ def plot_curves(curves: dict[str, list[list[dict[str, Any]]]], path: Path, title
     several = any(n > 1 for _, _, lines in panels for *_, n in lines)
     for ax, (x_key, label, lines) in zip(axes[0], panels, strict=True):
         for method, xs, ys, n in lines:
-            with np.errstate(all="ignore"):
+            with warnings.catch_warnings():  # NaN before a run's first point: "mean of empty slice"
+                warnings.simplefilter("ignore", RuntimeWarning)
                 mean = np.nanmean(ys, axis=0)
                 lo, hi = np.nanmin(ys, axis=0), np.nanmax(ys, axis=0)
             ax.plot(xs, mean, label=method, lw=1.6, color=colours[method])
@@ -80,7 +87,7 @@ def plot_curves(curves: dict[str, list[list[dict[str, Any]]]], path: Path, title
         ax.grid(alpha=0.3)
 
     axes[0][0].legend(fontsize=7, loc="lower right")
-    fig.suptitle(title + ("  (mean over seeds, band: min-max)" if several else "  (one run)"), fontsize=10)
+    fig.suptitle(curve_title(title, several), fontsize=10)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)

@@ -45,7 +45,7 @@ function update(id, data, draw) {
 
 function curve(points) {
   if (!points.length) return el("p", { class: "muted" }, "no scored trial yet");
-  const W = 760, H = 260, L = 48, R = 12, T = 10, B = 34;
+  const W = 900, H = 280, L = 48, R = 12, T = 10, B = 34;
   const xs = points.map((p) => p.queries), ys = points.flatMap((p) => [p.train, p.best]);
   const x0 = 0, x1 = Math.max(...xs, 1);
   let y0 = Math.min(...ys), y1 = Math.max(...ys);
@@ -62,7 +62,10 @@ function curve(points) {
   svg.append(svgEl("line", { class: "axis", x1: L, x2: W - R, y1: H - B, y2: H - B }));
   svg.append(svgEl("text", { x: (L + W) / 2, y: H - 6, "text-anchor": "middle" },
     "scorer queries · dots: each trial's train accuracy (%), line: best so far"));
-  svg.append(svgEl("text", { x: W - R, y: H - B + 14, "text-anchor": "end" }, String(x1)));
+  for (let i = 0; i <= 4; i++) {
+    const x = Math.round(x0 + (x1 - x0) * i / 4);
+    svg.append(svgEl("text", { x: X(x), y: H - B + 14, "text-anchor": "middle" }, String(x)));
+  }
   for (const p of points) svg.append(svgEl("circle", { class: "dot", cx: X(p.queries), cy: Y(p.train), r: 3 }));
   let d = "";
   points.forEach((p, i) => {
@@ -74,7 +77,7 @@ function curve(points) {
 }
 
 function summary(s) {
-  const rows = [["method", s.method], ["task", `${s.task} · ${s.shots} shots · seed ${s.seed}`],
+  const rows = [["method", s.method], ["task", `${s.task} · ${s.shots} shot${s.shots === 1 ? "" : "s"} per class · seed ${s.seed}`],
     ["scorer · LLM", `${s.scorer} · ${s.llm}`],
     ["state", s.finished ? "finished" : "running (or stopped)"],
     ["best template (train)", `${s.best_template ?? "–"}  (${pct(s.best_train_score)})`],
