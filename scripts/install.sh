@@ -33,7 +33,7 @@ fi
 $PIP uvicorn==0.54.0 fastapi==0.163.2 sse-starlette==3.7.0 starlette-context==0.5.1 pydantic-settings==2.14.1
 
 if [ "${1:-}" = "--dev" ]; then
-  $PIP pytest==9.0.3 hypothesis==6.155.2 ruff==0.17.6 mypy==2.4.1 ray==2.60.0 selenium==4.52.0
+  $PIP pytest==9.0.3 hypothesis==6.155.2 ruff==0.17.6 mypy==2.4.1 ray==2.60.0 selenium==4.30.0
   # Headless Chromium and its WebDriver for the HTML report and dashboard tests.
   if { ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; } && command -v apt-get >/dev/null; then
     SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import INJECTION, LiveRun
+from dashboard_helpers import INJECTION, LiveRun
 
 from promptclimb.bench.grid import GridSpec, save_spec
 from promptclimb.bench.runner import InProcessExecutor, run_grid
@@ -70,7 +70,7 @@ def test_nothing_outside_the_page_and_its_api_is_served(live_run: LiveRun, serve
 def test_page_script_and_style_carry_a_strict_content_policy(live_run: LiveRun, serve: Serve) -> None:
     base = serve(live_run.dir)
     for name, kind in (("", "text/html"), ("dashboard.js", "text/javascript"), ("dashboard.css", "text/css")):
-        status, headers, body = get(base + name)
+        status, headers, _ = get(base + name)
         assert status == 200 and headers["content-type"].startswith(kind)
         assert "script-src 'self'" in headers["content-security-policy"] and "unsafe-inline" not in \
             headers["content-security-policy"]

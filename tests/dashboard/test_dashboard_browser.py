@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import INJECTION, LiveRun
+from dashboard_helpers import INJECTION, LiveRun
 
 from promptclimb.candidate import TrialState
 

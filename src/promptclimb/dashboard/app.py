@@ -21,8 +21,8 @@ from promptclimb.dashboard import snapshot
 STATIC = {"": ("index.html", "text/html; charset=utf-8"),
           "dashboard.js": ("dashboard.js", "text/javascript; charset=utf-8"),
           "dashboard.css": ("dashboard.css", "text/css; charset=utf-8")}
-HEADERS = {"Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; "
-                                      "img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'",
+HEADERS = {"Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' "
+                                      "data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'",
            "X-Content-Type-Options": "nosniff", "Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
 
 
