@@ -116,10 +116,12 @@ function conversations(cs) {
 }
 const openDetails = new Set();
 
-function references(refs) {
+function references({ refs, summary: s }) {
   if (!refs.length) return null;
-  return [el("h2", {}, "Reference templates on test (report only, never used to choose)"),
-    table(["reference", "template", "train", "test"], refs.map((r) => [r.label, r.template, num(r.train), num(r.test)]))];
+  const chosen = ["chosen (best on train)", s.best_template ?? "–", num(s.best_train_score), num(s.final_test_score)];
+  return [el("h2", {}, "Chosen template against the references on test (references: report only, never used to choose)"),
+    table(["", "template", "train", "test"],
+      [chosen, ...refs.map((r) => [`reference: ${r.label}`, r.template, num(r.train), num(r.test)])])];
 }
 
 function renderRun(d) {
@@ -130,7 +132,7 @@ function renderRun(d) {
   update("run-summary", d.summary, summary);
   update("run-warnings", d.warnings, (ws) => ws.map((w) => el("p", { class: "warn" }, `warning: ${w}`)));
   update("run-curve", d.curve, curve);
-  update("run-references", d.references, references);
+  update("run-references", { refs: d.references, summary: d.summary }, references);
   document.getElementById("run-count").textContent = `(${d.trials.length}, newest first)`;
   update("run-trials", d.trials, trials);
   update("run-conversations", d.conversations, conversations);
