@@ -67,6 +67,15 @@ def test_nothing_outside_the_page_and_its_api_is_served(live_run: LiveRun, serve
     assert b"SQLite format" not in body and b"SECRET" not in body and b"root:" not in body
 
 
+def test_a_foreign_host_name_is_refused(live_run: LiveRun, serve: Serve) -> None:
+    base = serve(live_run.dir)
+    request = urllib.request.Request(base + "api/state", headers={"Host": "rebound.example"})
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(request, timeout=30)
+    assert err.value.code == 400
+    assert get(base.replace("127.0.0.1", "localhost") + "api/state")[0] == 200
+
+
 def test_page_script_and_style_carry_a_strict_content_policy(live_run: LiveRun, serve: Serve) -> None:
     base = serve(live_run.dir)
     for name, kind in (("", "text/html"), ("dashboard.js", "text/javascript"), ("dashboard.css", "text/css")):

@@ -6,6 +6,7 @@ imported only when the command runs."""
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import socket
 import sys
 from pathlib import Path
@@ -44,6 +45,14 @@ def url_of(sock: socket.socket) -> str:
     return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
 
 
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
 def cmd_dashboard(args: argparse.Namespace, console: Console) -> int:
     try:
         import uvicorn
@@ -52,7 +61,8 @@ def cmd_dashboard(args: argparse.Namespace, console: Console) -> int:
     except ImportError as err:
         raise ValueError(f"the dashboard needs starlette and uvicorn ({err}): "
                          "pip install uvicorn==0.54.0 fastapi==0.163.2") from None
-    app = create_app(Path(args.path).expanduser())
+    loopback = ipaddress.ip_address(args.host).is_loopback if _is_ip(args.host) else args.host == "localhost"
+    app = create_app(Path(args.path).expanduser(), None if loopback else ["*"])
     sock = bind(args.host, args.port)
     console.print(f"dashboard of {args.path} at {url_of(sock)}  (Ctrl-C to stop)", highlight=False, soft_wrap=True)
     sys.stdout.flush()

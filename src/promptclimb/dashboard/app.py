@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -26,8 +28,13 @@ HEADERS = {"Content-Security-Policy": "default-src 'self'; script-src 'self'; st
            "X-Content-Type-Options": "nosniff", "Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
 
 
-def create_app(path: Path) -> Starlette:
-    """The app for a run directory or a bench grid directory (checked now, one-line error)."""
+LOOPBACK_NAMES = ["127.0.0.1", "localhost", "::1", "[::1]"]
+
+
+def create_app(path: Path, allowed_hosts: list[str] | None = None) -> Starlette:
+    """The app for a run directory or a bench grid directory (checked now, one-line error).
+    Requests must name one of ``allowed_hosts`` in their Host header (default: loopback names), so
+    a web page elsewhere cannot read the runs through DNS rebinding."""
     root = path.resolve()
     kind = snapshot.kind_of(root)
     files = {name: (resources.files("promptclimb.dashboard") / "static" / file).read_bytes()
@@ -54,4 +61,5 @@ def create_app(path: Path) -> Starlette:
                                 else snapshot.grid_snapshot(root))
         return JSONResponse({"version": current, "path": str(target), "cell": cell, **data}, headers=HEADERS)
 
-    return Starlette(routes=[Route("/api/state", state), Route("/", page), Route("/{name}", page)])
+    return Starlette(routes=[Route("/api/state", state), Route("/", page), Route("/{name}", page)],
+                     middleware=[Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts or LOOPBACK_NAMES)])
