@@ -3,15 +3,31 @@ best templates that `export` writes. Pure functions of the store."""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from typing import Any
 
 from promptclimb.candidate import Trial, TrialState
 from promptclimb.selection import BestTrainSelector
-from promptclimb.store import RunStore
+from promptclimb.store import Exchange, RunStore
 
 
 def best_trials(trials: list[Trial], k: int = 10) -> list[Trial]:
     return BestTrainSelector().select(trials)[:k]
+
+
+Conversation = tuple[int, int, list[Trial], Exchange | None]
+
+
+def conversations(trials: list[Trial], exchanges: list[Exchange]) -> list[Conversation]:
+    """(restart, reset, its suggestions, its latest exchange) per LLM conversation, in order; the
+    latest request holds the whole conversation so far."""
+    by_id = {e.id: e for e in exchanges}
+    groups: dict[tuple[int, int], list[Trial]] = defaultdict(list)
+    for t in trials:
+        if t.exchange_id is not None:
+            groups[(t.restart, t.reset)].append(t)
+    return [(restart, reset, ts, by_id.get(max(t.exchange_id or 0 for t in ts)))
+            for (restart, reset), ts in sorted(groups.items())]
 
 
 def run_summary(store: RunStore) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from typing import Any
 
 from promptclimb.candidate import Trial, TrialState
 from promptclimb.store import STORE_FILE, Exchange, RunStore, StoreError
-from promptclimb.summary import run_summary
+from promptclimb.summary import conversations, run_summary
 
 GRID_FILE = "grid.json"
 IDLE_SECONDS = 120  # an unfinished cell not written for this long is shown as "stopped"
@@ -60,16 +60,10 @@ def _curve(trials: list[Trial]) -> list[dict[str, Any]]:
 
 
 def _conversations(trials: list[Trial], exchanges: list[Exchange]) -> list[dict[str, Any]]:
-    """One entry per (restart, reset) conversation: its latest request and reply (the request holds
-    the whole conversation so far), and how many suggestions it gave."""
-    by_id = {e.id: e for e in exchanges}
-    groups: dict[tuple[int, int], list[Trial]] = defaultdict(list)
-    for t in trials:
-        if t.exchange_id is not None:
-            groups[(t.restart, t.reset)].append(t)
+    """One entry per (restart, reset) conversation: its latest request and reply, and how many
+    suggestions it gave."""
     out = []
-    for (restart, reset), ts in sorted(groups.items()):
-        last = by_id.get(max(t.exchange_id or 0 for t in ts))
+    for restart, reset, ts, last in conversations(trials, exchanges):
         messages = [{"role": m.role, "content": m.content} for m in last.request.messages] if last else []
         if last is not None and last.reply is not None:
             messages.append({"role": "assistant", "content": last.reply.text})

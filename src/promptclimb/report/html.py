@@ -8,7 +8,6 @@ from __future__ import annotations
 import base64
 import json
 import tempfile
-from collections import defaultdict
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ from promptclimb.candidate import Trial, TrialState
 from promptclimb.proposers.base import format_score
 from promptclimb.references import reference_line
 from promptclimb.store import Exchange, RunStore, StoreError
-from promptclimb.summary import best_trials, run_summary
+from promptclimb.summary import best_trials, conversations, run_summary
 
 CSS = """
 body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222;padding:0 1em}
@@ -101,14 +100,8 @@ def _message(role: str, content: str) -> str:
 
 
 def _conversations(trials: list[Trial], exchanges: list[Exchange]) -> str:
-    by_id = {e.id: e for e in exchanges}
-    groups: dict[tuple[int, int], list[Trial]] = defaultdict(list)
-    for t in trials:
-        if t.exchange_id is not None:
-            groups[(t.restart, t.reset)].append(t)
     parts = []
-    for (restart, reset), ts in sorted(groups.items()):
-        last = by_id.get(max(t.exchange_id or 0 for t in ts))
+    for restart, reset, ts, last in conversations(trials, exchanges):
         convo = ""
         if last is not None:
             convo = "".join(_message(m.role, m.content) for m in last.request.messages)
