@@ -5,9 +5,11 @@ be fetched, and the command's URL and one-line errors."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -17,11 +19,11 @@ from typing import Any
 import pytest
 from dashboard_helpers import INJECTION, LiveRun
 
-from promptclimb.bench.grid import GridSpec, save_spec
-from promptclimb.bench.runner import InProcessExecutor, run_grid
+from promptclimb.bench.grid import GridSpec, cells, save_spec
+from promptclimb.bench.runner import InProcessExecutor, cell_dir, run_grid
 from promptclimb.cli import main
 from promptclimb.dashboard.app import create_app
-from promptclimb.store import StoreError
+from promptclimb.store import RunStore, StoreError
 
 Serve = Callable[[Path], str]
 
@@ -92,10 +94,17 @@ def test_grid_state_has_cells_states_and_tables(tmp_path: Path, serve: Serve) ->
                     scorers=["fake"], llm="scripted", budget=25, cache_dir=str(tmp_path / "cache"))
     grid = tmp_path / "grid"
     run_grid(spec, grid, InProcessExecutor())
-    save_spec(spec.model_copy(update={"seeds": [1, 2, 3]}), grid)  # seed 3: a cell not started yet
+    bigger = spec.model_copy(update={"seeds": [1, 2, 3, 4]})  # seed 3: started, unfinished; seed 4: pending
+    save_spec(bigger, grid)
+    started = [cell_dir(grid, c) for c in cells(bigger) if c.seed == 3]
+    for d in started:
+        RunStore.create(d, {}).close()
+    old = time.time() - 3600
+    for f in started[1].glob("run.sqlite*"):
+        os.utime(f, (old, old))  # not written for an hour: shown as stopped, not running
     base = serve(grid)
     snap = state(base)
-    assert snap["kind"] == "grid" and snap["counts"] == {"finished": 4, "pending": 2}
+    assert snap["kind"] == "grid" and snap["counts"] == {"finished": 4, "running": 1, "stopped": 1, "pending": 2}
     assert snap["tables"]["test"]["header"][:2] == ["method", "demo"]
     assert [row[0] for row in snap["tables"]["test"]["rows"]] == ["best_of_pool", "fixed:a photo of a {}."]
     finished = next(c for c in snap["cells"] if c["state"] == "finished")

@@ -93,7 +93,7 @@ def _cell_state(d: Path) -> dict[str, Any]:
         s = run_summary(store)
     finally:
         store.close()
-    written = max(f.stat().st_mtime for f in d.glob(f"{STORE_FILE}*"))
+    written = max((f.stat().st_mtime for f in d.glob(f"{STORE_FILE}*") if f.exists()), default=0.0)
     state = "finished" if s["finished"] else "running" if time.time() - written < IDLE_SECONDS else "stopped"
     return {"state": state, "trials": s["n_trials"], "best_train": s["best_train_score"],
             "test": s["final_test_score"], "template": s["best_template"]}
