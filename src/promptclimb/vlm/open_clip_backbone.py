@@ -169,7 +169,7 @@ def build(arg: str, *, task: Any, cache_dir: Path, options: Mapping[str, Any]) -
     ensure_torchvision_importable()
     if not arg:
         raise ScorerConfigError("open_clip needs a model: open_clip:ARCH/TAG (e.g. open_clip:ViT-B-32/openai), "
-                                "open_clip:ARCH//ckpt.pt or open_clip:ARCH/random")
+                                "open_clip:ARCH//abs/path/ckpt.pt or open_clip:ARCH/random")
     opts = dict(options)
     backbone = shared_backbone(parse_spec(arg), str(opts.get("device", "cpu")), int(opts.get("text_batch_size", 256)),
                                int(opts.get("seed", 0)))
