@@ -12,6 +12,7 @@ from promptclimb.selection import BestTrainSelector
 from promptclimb.vlm.base import Scorer
 
 PHOTO = "a photo of a {}."
+POOL_BEST = "best of the starting pool"
 
 
 def reference_templates(trials: list[Trial]) -> list[tuple[str, str, Trial | None]]:
@@ -21,7 +22,7 @@ def reference_templates(trials: list[Trial]) -> list[tuple[str, str, Trial | Non
     pool = [t for t in trials if t.exchange_id is None and t.state is TrialState.COMPLETE and t.template]
     if pool:
         best = BestTrainSelector().select(pool)[0]
-        refs.append(("best of the starting pool", best.template or "", best))
+        refs.append((POOL_BEST, best.template or "", best))
     return refs
 
 
@@ -39,6 +40,11 @@ def score_references(trials: list[Trial], scorer: Scorer, chosen: str | None,
         out.append({"label": label, "template": template, "train": train, "test": test,
                     "is_chosen": template == chosen})
     return out
+
+
+def reference_test(references: list[dict[str, Any]], label: str) -> float | None:
+    """The test score of the reference with this label, if it was scored."""
+    return next((r.get("test") for r in references if r["label"] == label), None)
 
 
 def reference_line(summary: dict[str, Any]) -> str | None:

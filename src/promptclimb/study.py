@@ -159,8 +159,8 @@ class Study:
                 last = unusable[-1].error or "" if unusable else last
                 if failures >= self.max_failed_replies:
                     self.warn(f"stream {stream}: the LLM gave no usable template {failures} times in a row "
-                               f"(last: {last[:120]}); stopped this stream. Use a stronger model, or the "
-                               "llamacpp backend whose grammar forces the template shape")
+                              f"(last: {last[:120]}); stopped this stream. Use a stronger model, or the "
+                              "llamacpp backend whose grammar forces the template shape")
                     break
                 batch = gen.send(trials)
         except StopIteration:

@@ -7,6 +7,7 @@ from collections import defaultdict
 from typing import Any
 
 from promptclimb.candidate import Trial, TrialState
+from promptclimb.references import PHOTO, POOL_BEST, reference_test
 from promptclimb.selection import BestTrainSelector
 from promptclimb.store import Exchange, RunStore
 
@@ -43,8 +44,8 @@ def run_summary(store: RunStore) -> dict[str, Any]:
         "best_train_score": final.get("train_score") if final else (best.train_score if best else None),
         "final_val_score": final.get("val_score"),
         "final_test_score": final.get("test_score"),
-        "photo_test_score": _reference_test(references, "a photo of a {}."),
-        "pool_best_test_score": _reference_test(references, None),
+        "photo_test_score": reference_test(references, PHOTO),
+        "pool_best_test_score": reference_test(references, POOL_BEST),
         "references": references,
         "n_trials": len(trials),
         "n_complete": sum(t.state is TrialState.COMPLETE for t in trials),
@@ -64,10 +65,3 @@ def run_summary(store: RunStore) -> dict[str, Any]:
         "finished": store.finished,
     }
 
-
-def _reference_test(references: list[dict[str, Any]], template: str | None) -> float | None:
-    """The test score of the reference with this template (None: the best of the pool)."""
-    for r in references:
-        if (r["template"] == template) if template else r["label"] == "best of the starting pool":
-            return r.get("test")
-    return None
