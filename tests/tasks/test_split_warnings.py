@@ -51,3 +51,15 @@ def test_warning_reaches_console_store_and_report(tmp_path: Path, capsys: pytest
     assert main(["report", str(out)]) == 0
     html = (out / "report.html").read_text()
     assert '<p class="warn">warning: seeds cannot give different shots' in html
+
+
+def test_a_grid_warns_for_each_cell_whose_seeds_cannot_differ(tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    root = folder_set(tmp_path / "set", per_class=2)
+    assert main(["bench", "--tasks", f"folder:{root}", "--shots", "2", "--seeds", "1,2", "--methods", "best_of_pool",
+                 "--scorers", "fake", "--budget", "25", "--cache-dir", str(tmp_path / "cache"),
+                 "--out", str(tmp_path / "grid")]) == 0
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if "seeds cannot give different shots" in line]
+    assert len(lines) == 2 and all(line.startswith("promptclimb: warning: ") for line in lines)
+    assert any("seed1" in line for line in lines) and any("seed2" in line for line in lines)
