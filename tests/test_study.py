@@ -43,10 +43,15 @@ def test_runs_pool_then_restarts_and_selects_best_on_train(tmp_path: Path) -> No
     assert result.best.train_score == max(t.train_score or 0 for t in complete)
     assert result.test_score is not None and result.best.test_score == result.test_score.value
     assert study.store.finished
-    # only the final template was scored on test
+    # on test: the final template once chosen, then (report only) the references, nothing else
     scorer = study.scorer
     assert isinstance(scorer, FakeScorer)
-    assert [c for c in scorer.calls if c[1] == "test"] == [(result.best.template, "test")]
+    refs = study.store.result("references")
+    pool_best = max((t for t in pool if t.train_score is not None), key=lambda t: t.train_score or 0)
+    assert [r["template"] for r in refs] == ["a photo of a {}.", pool_best.template]
+    tested = [c[0] for c in scorer.calls if c[1] == "test"]
+    assert tested == [result.best.template, *(r["template"] for r in refs if not r["is_chosen"])]
+    assert all(r["test"] == FakeScorer().score(r["template"], "test").value for r in refs)
 
 
 def test_duplicates_are_answered_from_the_store_not_rescored(tmp_path: Path) -> None:

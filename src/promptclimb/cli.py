@@ -1,4 +1,4 @@
-"""The `promptclimb` command: optimize, resume, show, export, methods.
+"""The `promptclimb` command: optimize, resume, show, export, report, bench, dashboard, methods.
 
 Errors a user can fix (bad config, missing data, unknown names, unusable stores, unreachable
 endpoints) end as one line on stderr and exit status 2; an endpoint that goes down mid-run
@@ -135,6 +135,7 @@ def _print_result(console: Console, out: Path, result: Any) -> int:
 
 
 def cmd_show(args: argparse.Namespace, console: Console) -> int:
+    from promptclimb.references import reference_line
     from promptclimb.report.console import best_table, history_table, summary_table
     from promptclimb.store import RunStore
     from promptclimb.summary import run_summary
@@ -145,7 +146,10 @@ def cmd_show(args: argparse.Namespace, console: Console) -> int:
         print(json.dumps(summary))
         return 0
     trials = store.trials()
-    console.print(summary_table(summary))
+    console.print(summary_table({k: v for k, v in summary.items() if k != "references"}))
+    line = reference_line(summary)
+    if line:
+        console.print(line, highlight=False)
     console.print(best_table(trials, args.top))
     if not args.no_history:
         console.print(history_table(trials))
@@ -220,6 +224,8 @@ def cmd_bench(args: argparse.Namespace, console: Console) -> int:
     def progress(i: int, n: int, result: dict[str, Any]) -> None:
         console.print(f"[{i}/{n}] {result['status']:<8} {result['seconds']:>7.1f}s  {result['cell']}",
                       highlight=False)
+        for warning in result.get("warnings", ()):
+            print(f"promptclimb: warning: {result['cell']}: {warning}", file=sys.stderr)
 
     results = run_grid(spec, out, executor, progress)
     tables = write_tables(spec, out)
@@ -310,6 +316,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_methods)
     for extra in EXTRA_COMMANDS:
         extra(sub)
+    from promptclimb.dashboard import add_command as add_dashboard_command
+
+    add_dashboard_command(sub)
     from promptclimb.t2i.cli import add_commands as add_t2i_commands
 
     add_t2i_commands(sub, resumers=RESUMERS)

@@ -74,13 +74,16 @@ def _cost_fn(llm: ChatLLM | None) -> Callable[[ChatReply], float | None] | None:
 def make_study(parts: RunParts, store: RunStore, callbacks: Sequence[Callback] = ()) -> Study:
     c = parts.config
     cache = LLMCache(Path(c.cache_dir).expanduser() / "llm_cache.sqlite") if c.llm_cache else None
-    return Study(
+    study = Study(
         store=store, proposer=parts.proposer, scorer=parts.scorer, task=parts.task.info,
         llm=parts.llm, seed=c.seed, budget=Budget(**c.budget.model_dump()), callbacks=callbacks,
         llm_cache=cache, replay_only=c.replay_only, score_val=c.score_val,
         cost_fn=_cost_fn(parts.llm), evaluate_test=c.evaluate_test, selector=build_selector(c.selection),
         ensemble_k=c.ensemble_k, oracle_top_n=c.oracle_top_n, max_endpoint_failures=c.max_endpoint_failures,
     )
+    for warning in getattr(parts.task, "warnings", ()):  # e.g. seeds that cannot give different shots
+        study.warn(warning)
+    return study
 
 
 def start_run(config: RunConfig, out: Path, callbacks: Sequence[Callback] = ()) -> StudyResult:
@@ -103,9 +106,14 @@ def resume_run(out: Path, callbacks: Sequence[Callback] = (), **changes: Any) ->
 
 
 def _run(parts: RunParts, store: RunStore, callbacks: Sequence[Callback]) -> StudyResult:
+    from promptclimb.bench.runner import budget_curve
+
     study = make_study(parts, store, callbacks)
     try:
-        return study.optimize(n_jobs=parts.config.n_jobs)
+        result = study.optimize(n_jobs=parts.config.n_jobs)
+        if study.evaluate_test:  # the report's curve, with the test score of each best-so-far (post hoc)
+            store.set_result("curve", budget_curve(store, parts.scorer))
+        return result
     finally:
         with contextlib.suppress(Exception):
             store.close()

@@ -40,6 +40,7 @@ from promptclimb.llm.base import (
 )
 from promptclimb.llm.cache import CachedLLM, LLMCache
 from promptclimb.proposers.base import LLMAnswer, Proposal, ProposalStream, Proposer, ProposerEnv
+from promptclimb.references import score_references
 from promptclimb.selection import BestTrainSelector, Selector
 from promptclimb.store import ENDPOINT_FAILED, STOPPED, Exchange, RunStore, StoreError
 from promptclimb.tasks.base import TaskInfo
@@ -181,9 +182,9 @@ class Study:
                 failures = failures + 1 if trials and len(unusable) == len(trials) else 0
                 last = unusable[-1].error or "" if unusable else last
                 if failures >= self.max_failed_replies:
-                    self._warn(f"stream {stream}: the LLM gave no usable template {failures} times in a row "
-                               f"(last: {last[:120]}); stopped this stream. Use a stronger model, or the "
-                               "llamacpp backend whose grammar forces the template shape")
+                    self.warn(f"stream {stream}: the LLM gave no usable template {failures} times in a row "
+                              f"(last: {last[:120]}); stopped this stream. Use a stronger model, or the "
+                              "llamacpp backend whose grammar forces the template shape")
                     break
                 batch = gen.send(trials)
         except StopIteration:
@@ -193,7 +194,8 @@ class Study:
         finally:
             gen.close()
 
-    def _warn(self, message: str) -> None:
+    def warn(self, message: str) -> None:
+        """Keep a warning for the result, the store (the report) and the console."""
         with self._lock:
             self.warnings.append(message)
             self.store.set_result("warnings", self.warnings)
@@ -362,7 +364,8 @@ class Study:
 
     # -- the end --------------------------------------------------------------------------
     def finish(self) -> StudyResult:
-        """Select the final template on train (and val), evaluate it on test, mark finished."""
+        """Select the final template on train (and val), evaluate it on test, mark finished; then, for
+        the report only, the reference templates on test."""
         trials = self.store.trials()
         ranking = self.selector.select(trials)
         best = ranking[0] if ranking else None
@@ -381,6 +384,10 @@ class Study:
             "stopped_by": self.stopped_by,
             "ranking": [t.number for t in ranking[:20]],
         })
+        if self.evaluate_test and best is not None:
+            with self._score_lock:
+                self.store.set_result("references", score_references(
+                    trials, self.scorer, best.template, test.value if test else None))
         if self.ensemble_k > 1 and len(ranking) > 1:
             self._finish_ensemble([t.template for t in ranking[: self.ensemble_k] if t.template])
         if self.oracle_top_n > 0 and self.evaluate_test:

@@ -3,21 +3,39 @@ best templates that `export` writes. Pure functions of the store."""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from typing import Any
 
 from promptclimb.candidate import Trial, TrialState
+from promptclimb.references import PHOTO, POOL_BEST, reference_test
 from promptclimb.selection import BestTrainSelector
-from promptclimb.store import RunStore
+from promptclimb.store import Exchange, RunStore
 
 
 def best_trials(trials: list[Trial], k: int = 10) -> list[Trial]:
     return BestTrainSelector().select(trials)[:k]
 
 
+Conversation = tuple[int, int, list[Trial], Exchange | None]
+
+
+def conversations(trials: list[Trial], exchanges: list[Exchange]) -> list[Conversation]:
+    """(restart, reset, its suggestions, its latest exchange) per LLM conversation, in order; the
+    latest request holds the whole conversation so far."""
+    by_id = {e.id: e for e in exchanges}
+    groups: dict[tuple[int, int], list[Trial]] = defaultdict(list)
+    for t in trials:
+        if t.exchange_id is not None:
+            groups[(t.restart, t.reset)].append(t)
+    return [(restart, reset, ts, by_id.get(max(t.exchange_id or 0 for t in ts)))
+            for (restart, reset), ts in sorted(groups.items())]
+
+
 def run_summary(store: RunStore) -> dict[str, Any]:
     trials = store.trials()
     exchanges = store.exchanges()
     final = store.result("final") or {}
+    references = store.result("references") or []  # report only: scored on test after the run
     config = store.config
     ranking = best_trials(trials, 1)
     best = ranking[0] if ranking else None
@@ -26,6 +44,9 @@ def run_summary(store: RunStore) -> dict[str, Any]:
         "best_train_score": final.get("train_score") if final else (best.train_score if best else None),
         "final_val_score": final.get("val_score"),
         "final_test_score": final.get("test_score"),
+        "photo_test_score": reference_test(references, PHOTO),
+        "pool_best_test_score": reference_test(references, POOL_BEST),
+        "references": references,
         "n_trials": len(trials),
         "n_complete": sum(t.state is TrialState.COMPLETE for t in trials),
         "n_failed": sum(t.state is TrialState.FAILED for t in trials),
@@ -43,3 +64,4 @@ def run_summary(store: RunStore) -> dict[str, Any]:
         "stopped_by": final.get("stopped_by"),
         "finished": store.finished,
     }
+

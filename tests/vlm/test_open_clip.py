@@ -95,7 +95,7 @@ def test_local_checkpoint_and_seed(task: ClassificationTask, tmp_path: Path) -> 
 @pytest.mark.parametrize(("spec", "message"), [
     ("NoSuchNet/openai", "unknown open_clip architecture 'NoSuchNet'; e.g. "),
     ("RN50/not-a-tag", "tags: openai, yfcc15m, cc12m"),
-    ("RN50//does/not/exist.pt", "checkpoint does/not/exist.pt not found"),
+    ("RN50//does/not/exist.pt", "checkpoint not found at /does/not/exist.pt or "),
     ("", "open_clip needs a model"),
 ])
 def test_bad_specs(task: ClassificationTask, tmp_path: Path, spec: str, message: str) -> None:

@@ -45,9 +45,10 @@ def run_cell(spec_json: str, cell_json: str, out: str) -> dict[str, Any]:
     if callable(manifest) and store.result("split") is None:
         store.set_result("split", manifest())
     status = "resumed" if store.trials() else "ran"
+    warnings: list[str] = []
     if not store.finished:
         try:
-            make_study(parts, store).optimize()
+            warnings = list(make_study(parts, store).optimize().warnings)
         except EndpointDown as err:
             store.close()
             return {"cell": cell.id, "status": "failed", "seconds": round(time.time() - started, 2),
@@ -55,7 +56,7 @@ def run_cell(spec_json: str, cell_json: str, out: str) -> dict[str, Any]:
     if store.result("curve") is None:
         store.set_result("curve", budget_curve(store, parts.scorer))
     store.close()
-    return {"cell": cell.id, "status": status, "seconds": round(time.time() - started, 2)}
+    return {"cell": cell.id, "status": status, "seconds": round(time.time() - started, 2), "warnings": warnings}
 
 
 def budget_curve(store: RunStore, scorer: Any = None) -> list[dict[str, Any]]:

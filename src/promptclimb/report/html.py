@@ -9,15 +9,15 @@ from __future__ import annotations
 import base64
 import json
 import tempfile
-from collections import defaultdict
 from html import escape
 from pathlib import Path
 from typing import Any
 
 from promptclimb.candidate import Trial, TrialState
 from promptclimb.proposers.base import format_score
+from promptclimb.references import reference_line
 from promptclimb.store import Exchange, RunStore, StoreError
-from promptclimb.summary import best_trials, run_summary
+from promptclimb.summary import best_trials, conversations, run_summary
 
 CSS = """
 body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222;padding:0 1em}
@@ -29,6 +29,7 @@ pre{white-space:pre-wrap;background:#f8f8f8;padding:6px 8px;margin:2px 0;border-
 .msg{border-left:3px solid #ccc;padding-left:8px;margin:6px 0}.user{border-color:#69c}
 .assistant{border-color:#6a6}.system{border-color:#aaa}.role{font-size:11px;color:#777;text-transform:uppercase}
 details{margin:.4em 0}summary{cursor:pointer;font-weight:600}img{max-width:100%}
+.warn{background:#fff4e0;border-left:4px solid #e90;padding:4px 8px}
 """
 
 
@@ -55,24 +56,31 @@ def _curve(store: RunStore) -> str:
     if not curve:
         return "<p>No scored trial.</p>"
     with tempfile.TemporaryDirectory() as tmp:
-        path = plot_curves({store.config.get("method", "run"): [curve]}, Path(tmp) / "c.png", "this run")
-        return f'<img alt="budget curve" src="{_png(path)}">'
+        c = store.config
+        title = f"{c.get('method')} on {c.get('task')}, seed {c.get('seed')}"
+        path = plot_curves({str(c.get("method", "run")): [curve]}, Path(tmp) / "c.png", title)
+        return "<p>No scored trial.</p>" if path is None else f'<img alt="budget curve" src="{_png(path)}">'
 
 
-def _final(store: RunStore, trials: list[Trial]) -> str:
+def _final(store: RunStore, trials: list[Trial], summary: dict[str, Any]) -> str:
     final = store.result("final") or {}
     oracle = store.result("oracle")
     ensemble = store.result("ensemble")
     rows = [["chosen (best on train)", final.get("template") or "–", format_score(final.get("train_score")),
              format_score(final.get("val_score")), format_score(final.get("test_score"))]]
+    references = summary.get("references") or []
+    for r in references:
+        rows.append([f"reference: {r['label']} (test scored after the run, report only)", r["template"],
+                     format_score(r["train"]), "", format_score(r["test"])])
     pool = [t for t in trials if t.exchange_id is None and t.state is TrialState.COMPLETE]
-    if pool:
+    if pool and not references:  # a store from before references were scored
         b = best_trials(pool, 1)[0]
         rows.append(["best of the starting pool", b.template or "", format_score(b.train_score),
                      format_score(b.val_score), format_score(b.test_score)])
+    shown = {r["template"] for r in references}
     for fixed in ("{}", "a photo of a {}."):
         t = next((t for t in trials if t.template == fixed and t.state is TrialState.COMPLETE), None)
-        if t:
+        if t and fixed not in shown:
             rows.append([f'fixed "{fixed}"', fixed, format_score(t.train_score), format_score(t.val_score),
                          format_score(t.test_score)])
     if ensemble:
@@ -81,9 +89,16 @@ def _final(store: RunStore, trials: list[Trial]) -> str:
     if oracle:
         rows.append([f"oracle: best on test among top {oracle['top_n']} (not selectable)", oracle["template"],
                      "", "", format_score(oracle["test_score"])])
-    note = ("<p>Test accuracy is scored only for the chosen template (and, for the oracle row, after the "
-            "run); it is never used to choose.</p>")
-    return _table(["", "template", "train", "val", "test"], rows) + note
+    line = reference_line(summary)
+    headline = f"<p><b>{escape(line)}</b></p>" if line else ""
+    note = ("<p>Test accuracy is scored for the chosen template; the reference and oracle rows are scored on "
+            "test after the run, for this report only. Test accuracy is never used to choose.</p>")
+    return headline + _table(["", "template", "train", "val", "test"], rows) + note
+
+
+def _warnings(store: RunStore) -> str:
+    items = store.result("warnings") or []
+    return "".join(f'<p class="warn">warning: {escape(str(w))}</p>' for w in items)
 
 
 def _message(role: str, content: str) -> str:
@@ -91,14 +106,8 @@ def _message(role: str, content: str) -> str:
 
 
 def _conversations(trials: list[Trial], exchanges: list[Exchange]) -> str:
-    by_id = {e.id: e for e in exchanges}
-    groups: dict[tuple[int, int], list[Trial]] = defaultdict(list)
-    for t in trials:
-        if t.exchange_id is not None:
-            groups[(t.restart, t.reset)].append(t)
     parts = []
-    for (restart, reset), ts in sorted(groups.items()):
-        last = by_id.get(max(t.exchange_id or 0 for t in ts))
+    for restart, reset, ts, last in conversations(trials, exchanges):
         convo = ""
         if last is not None:
             convo = "".join(_message(m.role, m.content) for m in last.request.messages)
@@ -141,7 +150,8 @@ def render_run_report(run_dir: Path) -> str:
 <p>{escape(str(run_dir))} · scorer <b>{escape(str(config.get('scorer')))}</b> · LLM
 <b>{escape(str(config.get('llm')))}</b> · seed {escape(str(config.get('seed')))} ·
 {'finished' if summary['finished'] else 'not finished'}</p>
-<h2>Result</h2>{_final(store, trials)}
+{_warnings(store)}
+<h2>Result</h2>{_final(store, trials, summary)}
 <h2>Budget curve</h2>{_curve(store)}
 <h2>Cost</h2>{_table(["", ""], cost)}
 {extra}

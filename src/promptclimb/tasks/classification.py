@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cache
@@ -81,6 +81,7 @@ class ClassificationTask:
     shots: int
     seed: int
     notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # shown on the console and in the report
 
     @property
     def class_names(self) -> tuple[str, ...]:
@@ -135,7 +136,23 @@ def make_task(info: TaskInfo, source: ImageSource, pool: Sequence[ImageItem], te
                            "the class-name file does not match the split")
     train, val, notes = few_shot(pool, n, shots, seed)
     return ClassificationTask(info, source, {"train": train, "val": val, "test": tuple(test)}, shots,
-                              seed, notes)
+                              seed, notes, split_warnings(info.name, pool, n, shots, val))
+
+
+def split_warnings(name: str, pool: Sequence[ImageItem], n_classes: int, shots: int,
+                   val: Sequence[ImageItem]) -> list[str]:
+    """What makes seeds or the val split meaningless, said so a user can fix it."""
+    per_class = Counter(i.label for i in pool)
+    out = []
+    if all(per_class.get(label, 0) <= shots for label in range(n_classes)):
+        most = max(per_class.values(), default=0)
+        out.append(f"seeds cannot give different shots: every class of {name} has at most {most} training "
+                   f"images for --shots {shots}, so every seed trains on the same images; use fewer --shots "
+                   "or more training images per class")
+    if not val:
+        out.append(f"the val split of {name} is empty: --shots {shots} uses up every class's training "
+                   f"images (val takes up to {min(shots, 4)} more per class); use fewer --shots or more images")
+    return out
 
 
 def held_out(items: Sequence[ImageItem], n_classes: int, fraction: float, name: str,

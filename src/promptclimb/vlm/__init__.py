@@ -24,7 +24,8 @@ SCORERS: Registry[Scorer] = Registry(
         "conse": "ConSE offline zero-shot classifier (EfficientNet-Lite0 + MiniLM); not CLIP. "
                  "conse:lite1 / conse:lite2: EfficientNet-Lite1 (240 px) / Lite2 (260 px) instead; "
                  "conse:T or conse:lite2:T: top-T ImageNet classes (default 10)",
-        "open_clip": "open_clip:ARCH/TAG (e.g. ViT-B-32/openai), open_clip:ARCH//ckpt.pt, open_clip:ARCH/random",
+        "open_clip": "open_clip:ARCH/TAG (e.g. ViT-B-32/openai), a checkpoint open_clip:ARCH//abs/ckpt.pt, "
+                     "open_clip:ARCH/rel/ckpt.pt or open_clip:ARCH/~/ckpt.pt, open_clip:ARCH/random",
         "hf": "hf:MODEL_ID_OR_FOLDER: a transformers CLIP or SigLIP model (hub id or save_pretrained folder)",
         "predictions": "a black box returning one label per image: predictions:http://host:port/path, "
                        "predictions:module:function, or options['predict']",

@@ -3,7 +3,9 @@
 Specs (the part after ``open_clip:``):
 
 - ``ARCH/TAG``: published weights, e.g. ``RN50/openai``, ``ViT-B-16/laion2b_s34b_b88k``;
-- ``ARCH//path/to/ckpt.pt``: a local checkpoint for that architecture;
+- ``ARCH/PATH``: a local checkpoint for that architecture, as it is typed: ``ARCH//home/me/ckpt.pt``
+  (absolute), ``ARCH/ckpts/model.pt`` or ``ARCH/./model.pt`` (relative to the working directory),
+  ``ARCH/~/ckpt.pt``; an older relative ``ARCH//ckpts/model.pt`` still loads when only it exists;
 - ``ARCH/random``: random initialisation from ``seed`` (tests, offline smoke runs; chance accuracy);
 - ``hf-hub:org/repo`` or ``local-dir:/folder``: open_clip's own schemas, passed through.
 
@@ -47,24 +49,17 @@ def parse_spec(arg: str) -> OpenClipSpec:
 
     if arg.startswith(("hf-hub:", "local-dir:")):
         return OpenClipSpec(arg, None, arg)
-    if "//" in arg:
-        arch, _, ckpt = arg.partition("//")
-    else:
-        arch, _, tag = arg.partition("/")
-        ckpt = ""
+    arch, _, tag = arg.partition("/")
     models = open_clip.list_models()
     if arch not in models:
         close = difflib.get_close_matches(arch, models, n=4) or models[:4]
         raise ScorerConfigError(f"unknown open_clip architecture {arch!r}; e.g. {', '.join(close)} "
                                 "(all: open_clip.list_models())")
-    if ckpt:
-        path = Path(ckpt).expanduser()
-        if not path.is_file():
-            raise ScorerConfigError(f"open_clip checkpoint {path} not found: pass an existing file as "
-                                    f"open_clip:{arch}//path/to/ckpt.pt")
-        stat = path.stat()
-        return OpenClipSpec(arch, str(path.resolve()), f"{arch}//{path.resolve()}@{stat.st_size}:{stat.st_mtime_ns}")
     tags = open_clip.list_pretrained_tags_by_model(arch)
+    if tag not in (*tags, "random") and _looks_like_path(tag):
+        path = checkpoint_path(arch, tag)
+        stat = path.stat()
+        return OpenClipSpec(arch, str(path), f"{arch}//{path}@{stat.st_size}:{stat.st_mtime_ns}")
     if tag == "random":
         return OpenClipSpec(arch, None, f"{arch}/random")
     if tag not in tags:
@@ -72,6 +67,35 @@ def parse_spec(arg: str) -> OpenClipSpec:
         raise ScorerConfigError(f"unknown pretrained tag {tag!r} for open_clip {arch}; tags: {known}; "
                                 f"or open_clip:{arch}/random, open_clip:{arch}//path/to/ckpt.pt")
     return OpenClipSpec(arch, tag, f"{arch}/{tag}")
+
+
+CHECKPOINT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt")
+
+
+def _looks_like_path(text: str) -> bool:
+    return text.startswith(("/", "~", ".")) or "/" in text or text.endswith(CHECKPOINT_SUFFIXES)
+
+
+def checkpoint_path(arch: str, typed: str) -> Path:
+    """The checkpoint file a user meant by ``open_clip:ARCH/typed``, resolved to an absolute path:
+    ``/home/me/ckpt.pt`` (from ``ARCH//home/me/ckpt.pt``; extra leading slashes are one),
+    ``~/ckpt.pt``, or a path relative to the working directory. A leading slash that finds no file
+    falls back to the relative reading (``ARCH//ckpts/model.pt`` once meant a relative path).
+    The error names where it looked and a form that loads the file once it is there."""
+    rest = typed.lstrip("/")
+    if rest.startswith("~"):
+        tried = [Path(rest).expanduser()]
+    elif typed.startswith("/"):
+        tried = [Path("/" + rest), Path.cwd() / rest]
+    else:
+        tried = [Path.cwd() / rest]
+    for path in tried:
+        if path.is_file():
+            return path.resolve()
+    looked = " or ".join(str(p) for p in tried)
+    raise ScorerConfigError(f"open_clip checkpoint not found at {looked}: put the file there or pass its "
+                            f"absolute path, e.g. open_clip:{arch}/{tried[0]} (also relative: "
+                            f"open_clip:{arch}/ckpts/model.pt, or open_clip:{arch}/~/ckpt.pt)")
 
 
 def _weights_digest(model: Any) -> str:
@@ -145,7 +169,7 @@ def build(arg: str, *, task: Any, cache_dir: Path, options: Mapping[str, Any]) -
     ensure_torchvision_importable()
     if not arg:
         raise ScorerConfigError("open_clip needs a model: open_clip:ARCH/TAG (e.g. open_clip:ViT-B-32/openai), "
-                                "open_clip:ARCH//ckpt.pt or open_clip:ARCH/random")
+                                "open_clip:ARCH//abs/path/ckpt.pt or open_clip:ARCH/random")
     opts = dict(options)
     backbone = shared_backbone(parse_spec(arg), str(opts.get("device", "cpu")), int(opts.get("text_batch_size", 256)),
                                int(opts.get("seed", 0)))
