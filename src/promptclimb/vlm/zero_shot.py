@@ -16,8 +16,9 @@ from typing import Any, Protocol
 import numpy as np
 
 from promptclimb.candidate import Candidate, Score
-from promptclimb.tasks.classification import ClassificationTask, DatasetError
+from promptclimb.tasks.classification import ClassificationTask
 from promptclimb.vlm.base import ScorerConfigError, ScorerError
+from promptclimb.vlm.extraction import extract_features
 from promptclimb.vlm.features import FeatureCache, TextEmbeddingCache, cache_key
 
 
@@ -29,6 +30,9 @@ class Backbone(Protocol):
     description: str
 
     def encode_images(self, images: list[Any]) -> np.ndarray: ...
+
+    # Optional, for parallel extraction (see extraction.py): prepare_image(image) in worker
+    # processes, encode_prepared(stacked batch) here.
 
     def encode_texts(self, texts: list[str]) -> np.ndarray: ...
 
@@ -71,7 +75,7 @@ class ZeroShotScorer:
     """A Scorer over a ClassificationTask and a Backbone, with feature and text caches."""
 
     def __init__(self, name: str, backbone: Backbone, task: Any, cache_dir: Path, *,
-                 batch_size: int = 32, skip_unreadable: bool = False) -> None:
+                 batch_size: int = 32, skip_unreadable: bool = False, workers: int | None = None) -> None:
         if not isinstance(task, ClassificationTask):
             raise ScorerConfigError(f"scorer {name} needs an image classification task, not {task.info.name!r}")
         self.name = name
@@ -80,6 +84,7 @@ class ZeroShotScorer:
         self.task = task
         self.batch_size = batch_size
         self.skip_unreadable = skip_unreadable
+        self.workers = workers  # image decode processes (None: one per core but one)
         self.features = FeatureCache(cache_dir)
         self.texts = TextEmbeddingCache(cache_dir, backbone.id)
         self.skipped: dict[str, list[str]] = {}
@@ -113,25 +118,20 @@ class ZeroShotScorer:
         return self._images[split]
 
     def _encode(self, ids: list[str]) -> tuple[np.ndarray, list[str]]:
-        chunks, kept, skipped = [], [], []
-        for start in range(0, len(ids), self.batch_size):
-            batch, batch_ids = [], []
-            for item_id in ids[start: start + self.batch_size]:
-                try:
-                    batch.append(self.task.source.load(item_id))
-                    batch_ids.append(item_id)
-                except DatasetError as err:
-                    if not self.skip_unreadable:
-                        raise ScorerConfigError(f"{err} (or set scorer_options.skip_unreadable=true)") from None
-                    skipped.append(item_id)
-            if batch:
-                chunks.append(np.asarray(self.backbone.encode_images(batch), dtype=np.float32))
-                kept.extend(batch_ids)
+        skipped: list[str] = []
+
+        def on_error(item_id: str, message: str) -> None:
+            if not self.skip_unreadable:
+                raise ScorerConfigError(f"{message} (or set scorer_options.skip_unreadable=true)")
+            skipped.append(item_id)
+
+        feats, kept = extract_features(self.backbone, self.task.source, ids, batch_size=self.batch_size,
+                                       workers=self.workers, on_error=on_error, label=f" · {self.name}")
         if skipped:
             self.skipped.setdefault("images", []).extend(skipped)
-        if not chunks:
+        if not kept:
             raise ScorerConfigError("no readable image in the split")
-        return np.concatenate(chunks), kept
+        return feats, kept
 
     # -- texts and scores ------------------------------------------------------------------
     def encode_texts(self, texts: list[str]) -> np.ndarray:
