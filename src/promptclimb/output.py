@@ -15,10 +15,10 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 
 from rich.console import Console
-from rich.progress import (BarColumn, Progress, ProgressColumn, SpinnerColumn, Task, TextColumn, TimeElapsedColumn,
-                           TimeRemainingColumn)
+from rich.progress import BarColumn, Progress, ProgressColumn, SpinnerColumn, Task, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
 # Loggers of libraries whose INFO/WARNING chatter is not for promptclimb's users.
@@ -77,19 +77,24 @@ def library_output() -> Iterator[None]:
 
 
 class _CountColumn(ProgressColumn):
-    """'123/500 images  41.2 images/s' (just the count while the rate is unknown)."""
+    """'123/500 images · 41.2 images/s · eta 0:00:09' for counted work; nothing for a spinner."""
 
     def render(self, task: Task) -> Text:
-        unit = task.fields.get("unit", "")
-        if task.total is None:
+        if task.total is None or task.fields.get("spinner"):
             return Text("")
-        rate = f"  {task.speed:.1f} {unit}/s" if task.speed else ""
-        return Text(f"{int(task.completed)}/{int(task.total)} {unit}{rate}", style="progress.download")
+        unit = task.fields.get("unit", "")
+        speed = task.finished_speed or task.speed
+        parts = [f"{int(task.completed)}/{int(task.total)} {unit}"]
+        if speed:
+            parts.append(f"{speed:.1f} {unit}/s")
+        if not task.finished and task.time_remaining is not None:
+            parts.append(f"eta {timedelta(seconds=round(task.time_remaining))}")
+        return Text(" · ".join(parts), style="progress.download")
 
 
 def _progress(console: Console) -> Progress:
-    return Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), _CountColumn(),
-                    TextColumn("eta"), TimeRemainingColumn(), TimeElapsedColumn(), console=console)
+    return Progress(SpinnerColumn(finished_text="✓"), TextColumn("{task.description}"), BarColumn(bar_width=24),
+                    _CountColumn(), TimeElapsedColumn(), console=console)
 
 
 @contextlib.contextmanager
@@ -105,11 +110,11 @@ def track(description: str, total: int | None = None, unit: str = "images") -> I
         _state.progress.start()
     progress = _state.progress
     _state.users += 1
-    task = progress.add_task(description, total=total, unit=unit)
+    task = progress.add_task(description, total=total, unit=unit, spinner=total is None)
     try:
         yield lambda n: progress.advance(task, n)
         if total is None:
-            progress.update(task, total=1, completed=1)
+            progress.update(task, total=1, completed=1)  # done: a full bar and a tick
     finally:
         _state.users -= 1
         progress.refresh()

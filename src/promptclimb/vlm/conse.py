@@ -110,6 +110,13 @@ class ConSEBackbone:
         with output.loading(f"{self.image_model.arch} (conse image side)"):  # it prints "Loaded pretrained ..."
             self._classifier = EfficientNet.from_pretrained(self.image_model.arch, weights_path=weights).eval()
 
+    def load(self) -> None:
+        """Both models now (extraction calls this before its progress bar starts)."""
+        with self._lock:
+            self._load()
+        with _TEXT_LOCK:
+            sentence_encoder()
+
     # -- the Backbone protocol -----------------------------------------------------------
     @property
     def prepare_image(self) -> TfPixels:

@@ -64,6 +64,9 @@ def extract_features(backbone: Any, source: Any, ids: Sequence[str], *, batch_si
     is called for each unreadable image (it raises to stop)."""
     from torch.utils.data import DataLoader
 
+    load = getattr(backbone, "load", None)  # models load before the bar starts: its rate is the extraction's
+    if callable(load):
+        load()
     prepare = getattr(backbone, "prepare_image", None)
     encode = getattr(backbone, "encode_prepared", None) if prepare else None
     n_workers = default_workers() if workers is None else workers

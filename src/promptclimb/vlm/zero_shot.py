@@ -31,8 +31,8 @@ class Backbone(Protocol):
 
     def encode_images(self, images: list[Any]) -> np.ndarray: ...
 
-    # Optional, for parallel extraction (see extraction.py): prepare_image(image) in worker
-    # processes, encode_prepared(stacked batch) here.
+    # Optional (see extraction.py): load() to load models before extraction's progress bar;
+    # prepare_image(image) in worker processes and encode_prepared(stacked batch) here.
 
     def encode_texts(self, texts: list[str]) -> np.ndarray: ...
 
