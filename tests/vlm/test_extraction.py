@@ -9,12 +9,12 @@ from typing import Any
 
 import numpy as np
 import pytest
+from vlm_images import tiny_task, write_images
 
 from promptclimb.tasks.classification import FileImageSource
 from promptclimb.vlm import extraction
 from promptclimb.vlm.extraction import MIN_IMAGES_FOR_WORKERS, extract_features
 from promptclimb.vlm.zero_shot import ZeroShotScorer
-from vlm_images import tiny_task, write_images
 
 
 class MeanRGB:

@@ -52,9 +52,10 @@ def collate(rows: list[tuple[int, Any, str | None]]) -> tuple[list[int], Any, li
     good = [(i, x) for i, x, err in rows if err is None]
     errors = [(i, err) for i, _, err in rows if err is not None]
     items = [x for _, x in good]
+    batch: Any = items
     if items and isinstance(items[0], np.ndarray | torch.Tensor):
-        items = torch.stack([torch.as_tensor(x) for x in items])
-    return [i for i, _ in good], items, errors
+        batch = torch.stack([torch.as_tensor(x) for x in items])
+    return [i for i, _ in good], batch, errors
 
 
 def extract_features(backbone: Any, source: Any, ids: Sequence[str], *, batch_size: int = 32,
@@ -73,10 +74,12 @@ def extract_features(backbone: Any, source: Any, ids: Sequence[str], *, batch_si
     if len(ids) < MIN_IMAGES_FOR_WORKERS:
         n_workers = 0
     device = str(getattr(backbone, "device", "cpu"))
-    loader = DataLoader(ImageItems(source, ids, prepare), batch_size=batch_size, num_workers=n_workers,
+    dataset: Any = ImageItems(source, ids, prepare)  # map-style: __len__ and __getitem__
+    loader: DataLoader[Any] = DataLoader(dataset, batch_size=batch_size, num_workers=n_workers,
                         collate_fn=collate, pin_memory=device.startswith("cuda"),
                         prefetch_factor=4 if n_workers else None)
-    chunks, kept = [], []
+    chunks: list[np.ndarray] = []
+    kept: list[str] = []
     with output.track(f"image features{label}", total=len(ids)) as advance:
         for indices, batch, errors in loader:
             for index, message in errors:

@@ -165,8 +165,8 @@ def build(arg: str, *, task: Any, cache_dir: Path, options: Mapping[str, Any]) -
         raise ScorerConfigError("hf needs a model: hf:openai/clip-vit-base-patch32 or hf:/path/to/folder")
     opts = dict(options)
     padding = opts.get("text_padding")
-    backbone = shared_backbone(arg, resolve_device(str(opts.get("device", AUTO))), int(opts.get("text_batch_size", 256)),
-                               str(padding) if padding else None)
+    device = resolve_device(str(opts.get("device", AUTO)))
+    backbone = shared_backbone(arg, device, int(opts.get("text_batch_size", 256)), str(padding) if padding else None)
     workers = opts.get("workers")
     return ZeroShotScorer(f"hf:{arg}", backbone, task, cache_dir, batch_size=int(opts.get("batch_size", 32)),
                           skip_unreadable=bool(opts.get("skip_unreadable", False)),
