@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
@@ -26,3 +27,17 @@ def test_auto_prefers_cuda_then_mps_then_cpu(monkeypatch: pytest.MonkeyPatch, cu
 @pytest.mark.parametrize("name", ["cpu", "cuda:1", "mps"])
 def test_explicit_devices_are_kept(name: str) -> None:
     assert resolve_device(name) == name
+
+
+@pytest.mark.parametrize(("module", "spec"), [("open_clip_backbone", "ViT-B-32/random"), ("hf_clip", "org/model")])
+def test_clip_scorers_default_to_auto(monkeypatch: pytest.MonkeyPatch, tmp_path: Any, module: str, spec: str) -> None:
+    import importlib
+
+    mod = importlib.import_module(f"promptclimb.vlm.{module}")
+    asked: list[str] = []
+    monkeypatch.setattr(mod, "resolve_device", lambda name: asked.append(name) or "cuda")
+    monkeypatch.setattr(mod, "shared_backbone", lambda *args: SimpleNamespace(args=args, description="x"))
+    monkeypatch.setattr(mod, "ZeroShotScorer", lambda name, backbone, *a, **k: backbone)
+    for options, expected in (({}, "auto"), ({"device": "cpu"}, "cpu")):
+        backbone = mod.build(spec, task=None, cache_dir=tmp_path, options=options)
+        assert asked[-1] == expected and "cuda" in backbone.args

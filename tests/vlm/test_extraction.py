@@ -121,3 +121,20 @@ def test_features_from_workers_are_read_back_by_an_in_process_scorer(tmp_path: P
     again = PreparedBackbone()
     assert ZeroShotScorer("p", again, task, tmp_path / "cache", workers=0).score("a {}", "val") == score
     assert first.batches and not again.batches  # same cache key whatever the number of workers
+
+
+def test_torch_transforms_run_in_forked_workers(images: tuple[FileImageSource, list[str]]) -> None:
+    """open_clip's eval transform (torch ops) in the workers after torch has run here."""
+    import torch
+
+    from promptclimb.vlm.torch_compat import ensure_torchvision_importable
+
+    ensure_torchvision_importable()
+    import open_clip
+
+    torch.ones(256, 256) @ torch.ones(256, 256)  # start torch's thread pool before the workers fork
+    backbone = PreparedBackbone()
+    backbone.prepare_image = open_clip.image_transform(32, is_train=False)
+    source, ids = images
+    feats, kept = extract_features(backbone, source, ids, batch_size=16, workers=2, on_error=never)
+    assert feats.shape == (len(ids), 3, 32, 32) and kept == ids
