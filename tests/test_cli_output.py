@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pytest
 
-if not Path("/usr/share/tuxpaint/stamps").is_dir():
-    pytest.skip("needs Debian's tuxpaint-stamps-default (scripts/install.sh)", allow_module_level=True)
+from promptclimb.cli import main
+
+TUXPAINT = Path("/usr/share/tuxpaint/stamps").is_dir()
+needs_tuxpaint = pytest.mark.skipif(not TUXPAINT, reason="needs Debian's tuxpaint-stamps-default (scripts/install.sh)")
 
 OURS = [  # every line promptclimb itself prints during `optimize`
     r"promptclimb hill_climb on tuxpaint · .*",
@@ -37,6 +39,7 @@ def foreign(lines: list[str]) -> list[str]:
     return [line for line in lines if line.strip() and not any(re.fullmatch(p, line.rstrip()) for p in OURS)]
 
 
+@needs_tuxpaint
 def test_run_shows_only_its_own_lines_and_a_progress_bar(tmp_path: Path) -> None:
     run = optimize(tmp_path, "cache")
     lines = run.stdout.splitlines()
@@ -49,7 +52,20 @@ def test_run_shows_only_its_own_lines_and_a_progress_bar(tmp_path: Path) -> None
     assert [line.split(":")[0] for line in quiet.stdout.splitlines()] == ["best 'a photo of a {}.'", "details"]
 
 
+@needs_tuxpaint
 def test_verbose_lets_other_libraries_through(tmp_path: Path) -> None:
     run = optimize(tmp_path, "fresh", "--verbose")
     assert "Loaded pretrained weights for efficientnet-lite0" in run.stdout + run.stderr
     assert foreign((run.stdout + run.stderr).splitlines())
+
+
+@pytest.mark.parametrize("quiet", [False, True])
+def test_bench_quiet_prints_only_where_the_tables_are(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                      quiet: bool) -> None:
+    args = ["bench", "--tasks", "demo", "--shots", "1", "--seeds", "1,2", "--methods", "best_of_pool",
+            "--scorers", "fake", "--llm", "scripted", "--budget", "5", "--cache-dir", str(tmp_path / "c"),
+            "--out", str(tmp_path / "g"), *(["--quiet"] if quiet else [])]
+    assert main(args) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-1].startswith("tables: ")
+    assert (len(lines) == 1) is quiet  # otherwise: the header, one line per cell and the tables

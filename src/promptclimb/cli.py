@@ -244,7 +244,7 @@ def cmd_bench(args: argparse.Namespace, console: Console) -> int:
     report = write_grid_report(spec, out, tables, curves)
     if not args.quiet:
         console.print(tables["markdown"], highlight=False, markup=False, soft_wrap=True)
-    console.print(f"tables: {out / 'tables.md'}  report: {report}", highlight=False)
+    console.print(f"tables: {out / 'tables.md'}  report: {report}", highlight=False, soft_wrap=True)
     return 0
 
 
