@@ -20,7 +20,7 @@ fi
 
 $PIP torch==2.13.0
 EXTRAS="offline,clip,llm,llm-server,report"
-[ "${1:-}" = "--dev" ] && EXTRAS="$EXTRAS,peers,dev"
+if [ "${1:-}" = "--dev" ]; then EXTRAS="$EXTRAS,peers,dev"; fi
 # llama-cpp-python has no prebuilt wheel here: the first source build takes about 5 minutes.
 CMAKE_ARGS="-DLLAVA_BUILD=OFF" $PIP -e ".[$EXTRAS]"
 # Not in an extra because their declared dependencies break the CPU setting (pyproject.toml says why).
