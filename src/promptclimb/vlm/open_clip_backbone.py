@@ -30,7 +30,7 @@ from promptclimb import output
 from promptclimb.vlm.base import ScorerConfigError
 from promptclimb.vlm.device import AUTO, resolve_device
 from promptclimb.vlm.hf_clip import hub_offline_unless_reachable
-from promptclimb.vlm.zero_shot import ZeroShotScorer
+from promptclimb.vlm.zero_shot import ZeroShotScorer, extraction_options
 
 
 @dataclass(frozen=True)
@@ -164,7 +164,4 @@ def build(arg: str, *, task: Any, cache_dir: Path, options: Mapping[str, Any]) -
     opts = dict(options)
     device = resolve_device(str(opts.get("device", AUTO)))
     backbone = shared_backbone(parse_spec(arg), device, int(opts.get("text_batch_size", 256)), int(opts.get("seed", 0)))
-    workers = opts.get("workers")
-    return ZeroShotScorer(f"open_clip:{arg}", backbone, task, cache_dir, batch_size=int(opts.get("batch_size", 32)),
-                          skip_unreadable=bool(opts.get("skip_unreadable", False)),
-                          workers=None if workers is None else int(workers))
+    return ZeroShotScorer(f"open_clip:{arg}", backbone, task, cache_dir, **extraction_options(opts))

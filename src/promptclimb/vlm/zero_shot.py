@@ -9,7 +9,7 @@ plus one matrix product, and a template already seen costs a dictionary look-up.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -69,6 +69,14 @@ def accuracy_score(image_features: np.ndarray, labels: np.ndarray, weights: np.n
     per_class = {name: float(hits[c] / counts[c]) for c, name in enumerate(class_names) if counts[c]}
     return Score(float(correct.mean()) if n else 0.0, {"mean_margin": float(margin.mean()) if n else 0.0},
                  per_class, tuple(correct.tolist()))
+
+
+def extraction_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """ZeroShotScorer's keyword arguments from scorer options: batch_size, skip_unreadable, workers."""
+    workers = options.get("workers")
+    return {"batch_size": int(options.get("batch_size", 32)),
+            "skip_unreadable": bool(options.get("skip_unreadable", False)),
+            "workers": None if workers is None else int(workers)}
 
 
 class ZeroShotScorer:
