@@ -9,7 +9,8 @@ same batch size and the same number of DataLoader workers, on this machine:
 - CLIP_benchmark: its builder's ``ImageFolder(transform=preprocess)``, a ``DataLoader`` with its
   collate function, and ``run_classification`` (encode, normalise, logits), ``amp`` off as on CPU.
 
-The two run interleaved ``--repeats`` times (after one untimed warm-up each); the ratio is the
+The two run interleaved ``--repeats`` times, in alternating order so that a drifting machine load
+favours neither (after one untimed warm-up round); the ratio is the
 median of promptclimb's rate over CLIP_benchmark's in each round (goal >= 1.0). Human-readable
 lines first; the last line is one JSON object. Usage: ``python benchmarks/feature_speed.py``.
 """
@@ -21,6 +22,7 @@ import json
 import statistics
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -102,11 +104,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         cb_items = sorted(items, key=lambda i: i.id)  # ImageFolder's order: the same files either way
         rounds = []
         for r in range(args.repeats + 1):
-            ours = promptclimb_rate(backbone, root, cb_items, Path(tmp) / f"cache{r}", args.batch_size, args.workers)
-            theirs = clip_benchmark_rate(backbone, root, len(items), args.batch_size, args.workers)
+            ours = partial(promptclimb_rate, backbone, root, cb_items, Path(tmp) / f"cache{r}", args.batch_size,
+                           args.workers)
+            theirs = partial(clip_benchmark_rate, backbone, root, len(items), args.batch_size, args.workers)
+            first, second = (ours, theirs) if r % 2 else (theirs, ours)  # alternate: load drift cancels
+            rates = {first: first(), second: second()}
+            ours_rate, theirs_rate = rates[ours], rates[theirs]
             if r:  # round 0 warms both up
-                rounds.append((ours, theirs))
-                print(f"round {r}: promptclimb {ours:.1f} images/s, CLIP_benchmark {theirs:.1f} images/s")
+                rounds.append((ours_rate, theirs_rate))
+                print(f"round {r}: promptclimb {ours_rate:.2f} images/s, CLIP_benchmark {theirs_rate:.2f} images/s")
     result = {
         "images": args.images, "batch_size": args.batch_size, "workers": args.workers, "device": backbone.device,
         "promptclimb_images_per_s": round(statistics.median(o for o, _ in rounds), 2),
