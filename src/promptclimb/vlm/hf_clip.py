@@ -6,7 +6,8 @@ text embeddings come from ``get_image_features`` / ``get_text_features``; SigLIP
 ``max_length`` as it was trained. When the hub cannot be reached the load is cache-only, so an
 offline machine fails in seconds with a one-line ScorerConfigError, not after minutes of retries.
 
-Options: ``device`` (cpu), ``batch_size`` (images per forward, 32), ``text_batch_size`` (256),
+Options: ``device`` (``auto``: cuda, then mps, then cpu), ``batch_size`` (images per forward, 32),
+``workers`` (image decode processes; default one per core but one), ``text_batch_size`` (256),
 ``text_padding`` (``max_length`` for SigLIP, ``longest`` otherwise), ``skip_unreadable``.
 """
 
@@ -25,8 +26,10 @@ from urllib.parse import urlparse
 
 import numpy as np
 
+from promptclimb import output
 from promptclimb.vlm.base import ScorerConfigError
-from promptclimb.vlm.zero_shot import ZeroShotScorer
+from promptclimb.vlm.device import AUTO, resolve_device
+from promptclimb.vlm.zero_shot import ZeroShotScorer, extraction_options
 
 HUB_URL = "https://huggingface.co"
 
@@ -66,6 +69,16 @@ def _folder_stamp(folder: Path) -> str:
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
 
+class PixelValues:
+    """One image -> its pixel_values tensor (picklable: it runs in the DataLoader's worker processes)."""
+
+    def __init__(self, image_processor: Any) -> None:
+        self.image_processor = image_processor
+
+    def __call__(self, image: Any) -> Any:
+        return self.image_processor(images=image, return_tensors="pt")["pixel_values"][0]
+
+
 class HFClipBackbone:
     """A transformers CLIP-like model (CLIPModel, SiglipModel, ...) and its processor."""
 
@@ -82,7 +95,8 @@ class HFClipBackbone:
             raise ScorerConfigError(f"hf: no model folder {spec}: pass a folder written by save_pretrained "
                                     "or a hub id such as openai/clip-vit-base-patch32")
         source = str(folder) if is_folder else spec
-        with hub_offline_unless_reachable() as online:
+        device = resolve_device(device)
+        with hub_offline_unless_reachable() as online, output.loading(f"{spec} on {device}"):
             try:
                 self.model = AutoModel.from_pretrained(source, local_files_only=is_folder or not online)
                 self.processor = AutoProcessor.from_pretrained(source, local_files_only=is_folder or not online)
@@ -110,12 +124,22 @@ class HFClipBackbone:
         self.description = f"hf: {type(self.model).__name__} {source} (transformers, {device})"
         self._lock = threading.Lock()
 
+    @property
+    def prepare_image(self) -> PixelValues:
+        return PixelValues(getattr(self.processor, "image_processor", self.processor))
+
+    def encode_prepared(self, batch: Any) -> np.ndarray:
+        import torch
+
+        with self._lock, torch.inference_mode():
+            pixels = batch.to(self.device, non_blocking=True)
+            return _features(self.model.get_image_features(pixel_values=pixels)).float().cpu().numpy()
+
     def encode_images(self, images: list[Any]) -> np.ndarray:
         import torch
 
-        with self._lock, torch.no_grad():
-            inputs = self.processor(images=images, return_tensors="pt").to(self.device)
-            return _features(self.model.get_image_features(**inputs)).float().cpu().numpy()
+        prepare = self.prepare_image
+        return self.encode_prepared(torch.stack([prepare(im) for im in images]))
 
     def encode_texts(self, texts: list[str]) -> np.ndarray:
         import torch
@@ -141,7 +165,6 @@ def build(arg: str, *, task: Any, cache_dir: Path, options: Mapping[str, Any]) -
         raise ScorerConfigError("hf needs a model: hf:openai/clip-vit-base-patch32 or hf:/path/to/folder")
     opts = dict(options)
     padding = opts.get("text_padding")
-    backbone = shared_backbone(arg, str(opts.get("device", "cpu")), int(opts.get("text_batch_size", 256)),
-                               str(padding) if padding else None)
-    return ZeroShotScorer(f"hf:{arg}", backbone, task, cache_dir, batch_size=int(opts.get("batch_size", 32)),
-                          skip_unreadable=bool(opts.get("skip_unreadable", False)))
+    device = resolve_device(str(opts.get("device", AUTO)))
+    backbone = shared_backbone(arg, device, int(opts.get("text_batch_size", 256)), str(padding) if padding else None)
+    return ZeroShotScorer(f"hf:{arg}", backbone, task, cache_dir, **extraction_options(opts))

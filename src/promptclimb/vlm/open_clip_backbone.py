@@ -9,7 +9,8 @@ Specs (the part after ``open_clip:``):
 - ``ARCH/random``: random initialisation from ``seed`` (tests, offline smoke runs; chance accuracy);
 - ``hf-hub:org/repo`` or ``local-dir:/folder``: open_clip's own schemas, passed through.
 
-Options: ``device`` (cpu), ``batch_size`` (images per forward, 32), ``text_batch_size`` (256),
+Options: ``device`` (``auto``: cuda, then mps, then cpu), ``batch_size`` (images per forward, 32),
+``workers`` (image decode processes; default one per core but one), ``text_batch_size`` (256),
 ``seed`` (0, for ``random``), ``skip_unreadable``. The hub is probed first: offline, only cached
 weights load, and a miss fails at once with a one-line ScorerConfigError saying what to do.
 """
@@ -27,9 +28,11 @@ from typing import Any
 
 import numpy as np
 
+from promptclimb import output
 from promptclimb.vlm.base import ScorerConfigError
+from promptclimb.vlm.device import AUTO, resolve_device
 from promptclimb.vlm.hf_clip import hub_offline_unless_reachable
-from promptclimb.vlm.zero_shot import ZeroShotScorer
+from promptclimb.vlm.zero_shot import ZeroShotScorer, extraction_options
 
 
 @dataclass(frozen=True)
@@ -114,7 +117,9 @@ class OpenClipBackbone:
         import open_clip
         import torch
 
-        with hub_offline_unless_reachable() as online, torch.random.fork_rng(devices=[]):
+        device = resolve_device(device)
+        with (hub_offline_unless_reachable() as online, torch.random.fork_rng(devices=[]),
+              output.loading(f"open_clip {spec.label} on {device}")):
             torch.manual_seed(seed)
             try:
                 model, _, self.preprocess = open_clip.create_model_and_transforms(
@@ -139,12 +144,22 @@ class OpenClipBackbone:
         self.description = f"open_clip: {spec.model_name}, {kind}, on {device}"
         self._lock = threading.Lock()
 
+    @property
+    def prepare_image(self) -> Any:
+        """open_clip's eval transform (picklable: it runs in the DataLoader's worker processes)."""
+        return self.preprocess
+
+    def encode_prepared(self, batch: Any) -> np.ndarray:
+        import torch
+
+        with self._lock, torch.inference_mode():
+            pixels = batch.to(self.device, non_blocking=True)
+            return self.model.encode_image(pixels).float().cpu().numpy()
+
     def encode_images(self, images: list[Any]) -> np.ndarray:
         import torch
 
-        batch = torch.stack([self.preprocess(im) for im in images]).to(self.device)
-        with self._lock, torch.no_grad():
-            return self.model.encode_image(batch).float().cpu().numpy()
+        return self.encode_prepared(torch.stack([self.preprocess(im) for im in images]))
 
     def encode_texts(self, texts: list[str]) -> np.ndarray:
         import torch
@@ -171,7 +186,6 @@ def build(arg: str, *, task: Any, cache_dir: Path, options: Mapping[str, Any]) -
         raise ScorerConfigError("open_clip needs a model: open_clip:ARCH/TAG (e.g. open_clip:ViT-B-32/openai), "
                                 "open_clip:ARCH//abs/path/ckpt.pt or open_clip:ARCH/random")
     opts = dict(options)
-    backbone = shared_backbone(parse_spec(arg), str(opts.get("device", "cpu")), int(opts.get("text_batch_size", 256)),
-                               int(opts.get("seed", 0)))
-    return ZeroShotScorer(f"open_clip:{arg}", backbone, task, cache_dir, batch_size=int(opts.get("batch_size", 32)),
-                          skip_unreadable=bool(opts.get("skip_unreadable", False)))
+    device = resolve_device(str(opts.get("device", AUTO)))
+    backbone = shared_backbone(parse_spec(arg), device, int(opts.get("text_batch_size", 256)), int(opts.get("seed", 0)))
+    return ZeroShotScorer(f"open_clip:{arg}", backbone, task, cache_dir, **extraction_options(opts))

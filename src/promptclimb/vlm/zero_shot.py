@@ -9,15 +9,16 @@ plus one matrix product, and a template already seen costs a dictionary look-up.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
 from promptclimb.candidate import Candidate, Score
-from promptclimb.tasks.classification import ClassificationTask, DatasetError
+from promptclimb.tasks.classification import ClassificationTask
 from promptclimb.vlm.base import ScorerConfigError, ScorerError
+from promptclimb.vlm.extraction import extract_features
 from promptclimb.vlm.features import FeatureCache, TextEmbeddingCache, cache_key
 
 
@@ -29,6 +30,9 @@ class Backbone(Protocol):
     description: str
 
     def encode_images(self, images: list[Any]) -> np.ndarray: ...
+
+    # Optional (see extraction.py): load() to load models before extraction's progress bar;
+    # prepare_image(image) in worker processes and encode_prepared(stacked batch) here.
 
     def encode_texts(self, texts: list[str]) -> np.ndarray: ...
 
@@ -67,11 +71,19 @@ def accuracy_score(image_features: np.ndarray, labels: np.ndarray, weights: np.n
                  per_class, tuple(correct.tolist()))
 
 
+def extraction_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """ZeroShotScorer's keyword arguments from scorer options: batch_size, skip_unreadable, workers."""
+    workers = options.get("workers")
+    return {"batch_size": int(options.get("batch_size", 32)),
+            "skip_unreadable": bool(options.get("skip_unreadable", False)),
+            "workers": None if workers is None else int(workers)}
+
+
 class ZeroShotScorer:
     """A Scorer over a ClassificationTask and a Backbone, with feature and text caches."""
 
     def __init__(self, name: str, backbone: Backbone, task: Any, cache_dir: Path, *,
-                 batch_size: int = 32, skip_unreadable: bool = False) -> None:
+                 batch_size: int = 32, skip_unreadable: bool = False, workers: int | None = None) -> None:
         if not isinstance(task, ClassificationTask):
             raise ScorerConfigError(f"scorer {name} needs an image classification task, not {task.info.name!r}")
         self.name = name
@@ -80,6 +92,7 @@ class ZeroShotScorer:
         self.task = task
         self.batch_size = batch_size
         self.skip_unreadable = skip_unreadable
+        self.workers = workers  # image decode processes (None: one per core but one)
         self.features = FeatureCache(cache_dir)
         self.texts = TextEmbeddingCache(cache_dir, backbone.id)
         self.skipped: dict[str, list[str]] = {}
@@ -113,25 +126,20 @@ class ZeroShotScorer:
         return self._images[split]
 
     def _encode(self, ids: list[str]) -> tuple[np.ndarray, list[str]]:
-        chunks, kept, skipped = [], [], []
-        for start in range(0, len(ids), self.batch_size):
-            batch, batch_ids = [], []
-            for item_id in ids[start: start + self.batch_size]:
-                try:
-                    batch.append(self.task.source.load(item_id))
-                    batch_ids.append(item_id)
-                except DatasetError as err:
-                    if not self.skip_unreadable:
-                        raise ScorerConfigError(f"{err} (or set scorer_options.skip_unreadable=true)") from None
-                    skipped.append(item_id)
-            if batch:
-                chunks.append(np.asarray(self.backbone.encode_images(batch), dtype=np.float32))
-                kept.extend(batch_ids)
+        skipped: list[str] = []
+
+        def on_error(item_id: str, message: str) -> None:
+            if not self.skip_unreadable:
+                raise ScorerConfigError(f"{message} (or set scorer_options.skip_unreadable=true)")
+            skipped.append(item_id)
+
+        feats, kept = extract_features(self.backbone, self.task.source, ids, batch_size=self.batch_size,
+                                       workers=self.workers, on_error=on_error, label=f" · {self.name}")
         if skipped:
             self.skipped.setdefault("images", []).extend(skipped)
-        if not chunks:
+        if not kept:
             raise ScorerConfigError("no readable image in the split")
-        return np.concatenate(chunks), kept
+        return feats, kept
 
     # -- texts and scores ------------------------------------------------------------------
     def encode_texts(self, texts: list[str]) -> np.ndarray:
