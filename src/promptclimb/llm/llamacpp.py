@@ -71,7 +71,10 @@ def _load(path: Path, n_ctx: int, n_threads: int, state_cache_mb: int = 0) -> An
                 from llama_cpp import Llama, LlamaRAMCache
             except ImportError:
                 raise LLMConfigError("llama-cpp-python is not installed: run `bash scripts/install.sh`") from None
-            model = Llama(model_path=str(path), n_ctx=n_ctx, n_threads=n_threads, verbose=False)
+            from promptclimb import output
+
+            with output.loading(path.name):
+                model = Llama(model_path=str(path), n_ctx=n_ctx, n_threads=n_threads, verbose=output.verbose())
             if state_cache_mb:
                 model.set_cache(LlamaRAMCache(capacity_bytes=state_cache_mb << 20))
             _MODELS[key] = model
