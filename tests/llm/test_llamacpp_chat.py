@@ -36,6 +36,7 @@ def _assert_template_lines(replies: list[str]) -> None:
     for text in replies:
         assert "\n" not in text and text.count("{}") == 1 and text.endswith("."), text
         assert not re.search(r"[\"'0-9%]", text), text
+        assert not re.search(r"[A-Za-z]\{\}|\{\}[A-Za-z]", text), text  # the slot stands apart
         assert len(parse_candidates(text).candidates) == 1, text
 
 
