@@ -123,10 +123,10 @@ class LlamaCppLLM:
         # limit), it is drawn again, up to this many times: cheap, llama.cpp keeps the prompt.
         self.redraws = redraws
         self.prefix_reuse, self.state_cache_mb = prefix_reuse, state_cache_mb
-        # The completion shape keeps its old id, so recorded SmolLM2 replies still replay.
-        shape = "" if self.prompt == "completion" else f"|{self.prompt}"
+        # Each prompt shape has its own grammar, so its hash also tells the shapes apart; the
+        # completion shape keeps its old id, so recorded SmolLM2 replies still replay.
         self.cache_id = (f"{self.name}|{self.path.stat().st_size}|rp={repeat_penalty}|rd={redraws}|"
-                         f"{hash_text(_grammar_text(self.prompt))}{shape}")
+                         f"{hash_text(_grammar_text(self.prompt))}")
         self._lock = threading.Lock()
 
     @property
