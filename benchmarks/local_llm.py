@@ -19,6 +19,7 @@ Run one at a time: two llama.cpp processes on 2 cores slow each other several-fo
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import tempfile
 from collections import Counter
@@ -67,6 +68,9 @@ def main() -> None:
     completion = sum(e.completion_tokens for e in exchanges)
     draws = sum(e.reply.draws for e in exchanges if e.reply is not None)
     prompt = sum(e.prompt_tokens for e in exchanges)
+    # The replies in order, hashed: two runs (two versions of the backend) that drew the same
+    # replies print the same digest.
+    texts = "\n".join(text for e in exchanges if e.reply is not None for text in e.reply.texts)
     valid = outcome["valid new"]
     shape = args.prompt or "own prompt shape"
     reuse = "off" if args.no_prefix_reuse else "on"
@@ -87,6 +91,7 @@ def main() -> None:
         "draw_valid_share": round(valid / max(draws, 1), 3),
         "replies": replies, "llm_calls": len(exchanges), "draws": draws, "model": args.model,
         "prompt": args.prompt, "prefix_reuse": not args.no_prefix_reuse, "threads": args.threads,
+        "replies_sha256": hashlib.sha256(texts.encode()).hexdigest()[:16],
     }))
 
 
