@@ -20,6 +20,9 @@ NO_GENERATOR = ("no image generator configured: pass --generator openai:dall-e-3
 NO_JUDGE = ("no judge configured: pass --judge openai:MODEL, a chat model that takes images (e.g. gpt-4o), "
             "with --set judge.base_url=... for your endpoint")
 
+NO_LLM = ("no prompt-writing LLM: pass --llm openai:MODEL, or --method judge to use the judge's own revisions "
+          "(it needs no LLM)")
+
 
 class NoGeneratorError(ConfigError):
     """No image generator was configured."""
@@ -149,13 +152,10 @@ def with_defaults(config: T2IConfig, endpoint: str | None = None, api_key_env: s
     if judge.backend == "openai" and not judge.model:
         raise ConfigError(NO_JUDGE)
     llm, llm_options = config.llm, dict(config.llm_options)
-    if llm is None:
-        if judge.backend != "openai":
-            raise ConfigError("no prompt-writing LLM: pass --llm openai:MODEL, or --method judge to use the "
-                              "judge's own revisions")
+    if llm is None and judge.backend == "openai":  # else none: only a method that asks an LLM needs one
         llm = f"openai:{judge.model}"
         llm_options = {"base_url": judge.base_url, "api_key_env": judge.api_key_env, **llm_options}
-    elif llm.startswith("openai:"):
+    elif llm is not None and llm.startswith("openai:"):
         if endpoint:
             llm_options.setdefault("base_url", endpoint)
         if api_key_env is not None:

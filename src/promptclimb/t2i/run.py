@@ -23,7 +23,7 @@ from promptclimb.store import RunStore
 from promptclimb.study import Budget, Callback, Study, StudyResult
 from promptclimb.t2i import GENERATORS, JUDGES, SIMILARITIES, T2I_METHODS
 from promptclimb.t2i.base import T2ITask
-from promptclimb.t2i.config import KINDS, T2IConfig, load_stored
+from promptclimb.t2i.config import KINDS, NO_LLM, T2IConfig, load_stored
 from promptclimb.t2i.images import REFERENCE_FILE, copy_reference, open_image
 from promptclimb.t2i.judges import render
 from promptclimb.t2i.proposer import parse_prompt
@@ -59,6 +59,8 @@ def build_parts(config: T2IConfig) -> T2IParts:
     generator = GENERATORS.create(f"{c.generator.backend}:{c.generator.model}", config=c.generator)
     judge = JUDGES.create(f"{c.judge.backend}:{c.judge.model}", config=c.judge)
     similarity = SIMILARITIES.create(c.scorer, options=dict(c.scorer_options))
+    if proposer.uses_llm and not c.llm:
+        raise ConfigError(NO_LLM)
     llm = build_llm(c.llm or "", options=c.llm_options) if proposer.uses_llm else None
     for part in (generator, judge, llm, similarity):
         _check(part)
