@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from promptclimb.config import ConfigError, default_cache_dir, describe_validation_error, load_config_file
+from promptclimb.config import ConfigError, default_cache_dir, describe_validation_error, load_config_file, merge
 
 Kind = Literal["generate", "invert", "personalize"]
 KINDS: tuple[str, ...] = ("generate", "invert", "personalize")
@@ -102,16 +102,6 @@ class T2IConfig(BaseModel):
 def _spec(value: str) -> dict[str, str]:
     backend, _, model = value.partition(":")
     return {"backend": backend, "model": model}
-
-
-def merge(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
-    """Command-line values over file values (None = not given); nested dicts are merged."""
-    out = dict(data)
-    for key, value in overrides.items():
-        if value is None:
-            continue
-        out[key] = merge(out.get(key) or {}, value) if isinstance(value, dict) else value
-    return out
 
 
 def _normalise(data: dict[str, Any]) -> dict[str, Any]:

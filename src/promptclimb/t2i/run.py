@@ -14,13 +14,14 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from promptclimb.calls import Budget, Meter, RecordedCalls
 from promptclimb.config import ConfigError, describe_validation_error
 from promptclimb.llm import build_llm
 from promptclimb.llm.base import ChatLLM, LLMReplyError
 from promptclimb.llm.cache import LLMCache
-from promptclimb.run import _cost_fn
+from promptclimb.llm.pricing import reply_cost_fn
 from promptclimb.store import RunStore
-from promptclimb.study import Budget, Callback, Study, StudyResult
+from promptclimb.study import Callback, Study, StudyResult
 from promptclimb.t2i import GENERATORS, JUDGES, SIMILARITIES, T2I_METHODS
 from promptclimb.t2i.base import T2ITask
 from promptclimb.t2i.config import KINDS, NO_LLM, T2IConfig, load_stored
@@ -84,20 +85,18 @@ START: dict[str, Callable[[T2IScorer, T2ITask], tuple[str, ...]]] = {
 
 
 def _run(parts: T2IParts, store: RunStore, out: Path, callbacks: Sequence[Callback]) -> StudyResult:
-    c = parts.config
+    c, b = parts.config, parts.config.budget
     try:
-        scorer = T2IScorer(run_dir=out, store=store, task=parts.task, generator=parts.generator, judge=parts.judge,
-                           similarity=parts.similarity, objective=c.objective, seed=c.seed, budget=c.budget,
-                           n_images=c.generator.n)
-        parts.proposer.task = replace(parts.task, start_prompts=START[c.kind](scorer, parts.task))
+        calls = RecordedCalls(store, Meter(Budget(scorer_queries=b.trials, llm_calls=b.llm_calls,
+                                                  llm_tokens=b.llm_tokens, cost_usd=b.cost_usd, images=b.images)))
+        scorer = T2IScorer(run_dir=out, calls=calls, task=parts.task, generator=parts.generator, judge=parts.judge,
+                           similarity=parts.similarity, objective=c.objective, seed=c.seed, n_images=c.generator.n)
+        task = replace(parts.task, start_prompts=START[c.kind](scorer, parts.task))
+        proposer = T2I_METHODS.create(c.method, options=dict(c.method_options), task=task)
         cache = LLMCache(Path(c.cache_dir).expanduser() / "llm_cache.sqlite") if c.llm_cache else None
-        b = c.budget
-        study = Study(store=store, proposer=parts.proposer, scorer=scorer,
-                      task=TaskInfo(f"t2i-{c.kind}", c.task, ()), llm=parts.llm, seed=c.seed,
-                      budget=Budget(scorer_queries=b.trials, llm_calls=b.llm_calls, llm_tokens=b.llm_tokens,
-                                    cost_usd=b.cost_usd),
-                      callbacks=callbacks, llm_cache=cache, cost_fn=_cost_fn(parts.llm), evaluate_test=False)
-        scorer.other_cost = lambda: study.usage.cost_usd
+        study = Study(store=store, proposer=proposer, scorer=scorer, task=TaskInfo(f"t2i-{c.kind}", c.task, ()),
+                      llm=parts.llm, llm_cache=cache, seed=c.seed, calls=calls, callbacks=callbacks,
+                      cost_fn=reply_cost_fn(parts.llm))
         return study.optimize(n_jobs=c.n_jobs)
     finally:
         with contextlib.suppress(Exception):
