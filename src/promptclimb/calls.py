@@ -42,16 +42,26 @@ class Usage:
     """What a run has spent, by the budget's measures and by call kind."""
 
     scorer_queries: int = 0
-    llm_calls: int = 0
-    llm_tokens: int = 0
     cost_usd: float = 0.0
-    images: int = 0
     calls: dict[str, int] = field(default_factory=dict)
     tokens: dict[str, int] = field(default_factory=dict)
+    units: dict[str, int] = field(default_factory=dict)  # what calls made: images
     cost_by_kind: dict[str, float] = field(default_factory=dict)
 
+    @property
+    def llm_calls(self) -> int:
+        return self.calls.get(LLM, 0)
+
+    @property
+    def llm_tokens(self) -> int:
+        return self.tokens.get(LLM, 0)
+
+    @property
+    def images(self) -> int:
+        return self.units.get(IMAGE, 0)
+
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "llm_calls": self.llm_calls, "llm_tokens": self.llm_tokens, "images": self.images}
 
 
 # The limits a call of each kind must fit before it is made: (budget field, used so far, units it adds).
@@ -102,12 +112,9 @@ class Meter:
         with self._lock:
             u.calls[kind] = u.calls.get(kind, 0) + 1
             u.tokens[kind] = u.tokens.get(kind, 0) + record.tokens
+            u.units[kind] = u.units.get(kind, 0) + record.units
             u.cost_by_kind[kind] = u.cost_by_kind.get(kind, 0.0) + (record.cost_usd or 0.0)
             u.cost_usd += record.cost_usd or 0.0
-            u.images += record.units if kind == IMAGE else 0
-            if kind == LLM:
-                u.llm_calls += 1
-                u.llm_tokens += record.tokens
 
     def check_queries(self, n: int) -> None:
         cap = self.budget.scorer_queries

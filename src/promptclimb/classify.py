@@ -64,18 +64,11 @@ def cmd_optimize(args: argparse.Namespace, console: Console) -> int:
     return print_result(console, KIND, out, result)
 
 
-def cmd_resume(args: argparse.Namespace, console: Console) -> int:
+def cmd_resume(args: argparse.Namespace, console: Console, n: int) -> int:
     from promptclimb.report.console import ConsoleProgress
     from promptclimb.run import resume_run
-    from promptclimb.store import RunStore
 
     out = Path(args.dir)
-    store = RunStore.open(out)
-    done, n = store.finished, len(store.trials())
-    store.close()
-    if done:
-        console.print(f"{out} is already finished ({n} trials); see `promptclimb show {out}`")
-        return 0
     changes = {k: v for k, v in {"n_jobs": args.n_jobs, "replay_only": args.replay_only}.items()
                if v is not None}
     if not args.quiet:
@@ -95,8 +88,11 @@ class Classification:
         add_output_flags(p)
         p.set_defaults(func=cmd_optimize)
 
-    def resume(self, args: argparse.Namespace, console: Console) -> int:
-        return cmd_resume(args, console)
+    def finished_line(self, out: Path, n: int) -> str:
+        return f"{out} is already finished ({n} trials); see `promptclimb show {out}`"
+
+    def resume(self, args: argparse.Namespace, console: Console, n: int) -> int:
+        return cmd_resume(args, console, n)
 
     def result_lines(self, result: Any, out: Path) -> list[str]:
         from promptclimb.proposers.base import format_score

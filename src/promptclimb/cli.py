@@ -41,10 +41,15 @@ def cmd_resume(args: argparse.Namespace, console: Console) -> int:
     from promptclimb.kinds import kind_of
     from promptclimb.store import RunStore
 
-    store = RunStore.open(Path(args.dir))
-    config = store.config
+    out = Path(args.dir)
+    store = RunStore.open(out)
+    config, done, n = store.config, store.finished, len(store.trials())
     store.close()
-    return kind_of(config).resume(args, console)
+    kind = kind_of(config)
+    if done:
+        console.print(kind.finished_line(out, n))
+        return 0
+    return kind.resume(args, console, n)
 
 
 def cmd_show(args: argparse.Namespace, console: Console) -> int:

@@ -32,8 +32,11 @@ class RunKind(Protocol):
     def add_commands(self, sub: Any) -> None:
         """Add the kind's sub-commands (e.g. optimize; generate, invert, personalize)."""
 
-    def resume(self, args: argparse.Namespace, console: Console) -> int:
-        """`promptclimb resume DIR` for a run of this kind."""
+    def finished_line(self, out: Path, n: int) -> str:
+        """What `promptclimb resume` says of a finished run of ``n`` trials."""
+
+    def resume(self, args: argparse.Namespace, console: Console, n: int) -> int:
+        """`promptclimb resume DIR` for an unfinished run of this kind with ``n`` trials recorded."""
 
     def result_lines(self, result: Any, out: Path) -> list[str]:
         """The lines (rich markup) that tell a finished run's result."""

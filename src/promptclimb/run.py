@@ -16,7 +16,7 @@ from promptclimb.config import ConfigError, RunConfig, describe_validation_error
 from promptclimb.evaluation import TestEvaluation, budget_curve
 from promptclimb.llm import build_llm
 from promptclimb.llm.base import ChatLLM
-from promptclimb.llm.cache import LLMCache
+from promptclimb.llm.cache import CachedLLM, LLMCache
 from promptclimb.llm.pricing import reply_cost_fn
 from promptclimb.proposers import build_method
 from promptclimb.proposers.base import Proposer
@@ -67,8 +67,8 @@ def make_study(parts: RunParts, store: RunStore, callbacks: Sequence[Callback] =
     cache = LLMCache(Path(c.cache_dir).expanduser() / "llm_cache.sqlite") if c.llm_cache else None
     study = Study(
         store=store, proposer=parts.proposer, scorer=parts.scorer, task=parts.task.info,
-        llm=parts.llm, seed=c.seed, budget=Budget(**c.budget.model_dump()), callbacks=callbacks,
-        llm_cache=cache, replay_only=c.replay_only, score_val=c.score_val,
+        llm=CachedLLM(parts.llm, cache, c.replay_only) if parts.llm is not None else None, seed=c.seed,
+        budget=Budget(**c.budget.model_dump()), callbacks=callbacks, score_val=c.score_val,
         cost_fn=reply_cost_fn(parts.llm), selector=build_selector(c.selection),
         evaluation=TestEvaluation(parts.scorer, c.ensemble_k, c.oracle_top_n, test=c.evaluate_test),
         max_endpoint_failures=c.max_endpoint_failures,

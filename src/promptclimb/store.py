@@ -261,25 +261,14 @@ class RunStore:
                  completion_tokens: int = 0, units: int = 0, cost_usd: float | None = None,
                  started_at: float = 0.0) -> int:
         """Record one call of ``kind``; its id. Chat LLM calls go to ``exchanges``, the rest to ``calls``."""
-        now = time.time()
+        table = _TABLE.get(kind, "calls")
+        row = (kind, key, sample, model, json.dumps(request), None if response is None else json.dumps(response),
+               error, prompt_tokens, completion_tokens, units, cost_usd, started_at, time.time())
         with self._tx() as c:
-            if kind == LLM:
-                cached = int(bool(response and response.get("cached")))
-                cur = c.execute(
-                    "INSERT OR REPLACE INTO exchanges (key, sample, model, request, reply, error, "
-                    "prompt_tokens, completion_tokens, cost_usd, cached, started_at, finished_at) "
-                    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                    (key, sample, model, json.dumps(request), None if response is None else json.dumps(response),
-                     error, prompt_tokens, completion_tokens, cost_usd, cached, started_at, now))
-            else:
-                if not self._has_calls():  # a version-1 store gets the table when first written to
-                    c.execute(_CALLS_TABLE)
-                cur = c.execute(
-                    "INSERT OR REPLACE INTO calls (kind, key, sample, model, request, response, error, prompt_tokens, "
-                    "completion_tokens, units, cost_usd, started_at, finished_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                    (kind, key, sample, model, json.dumps(request), None if response is None else json.dumps(response),
-                     error, prompt_tokens, completion_tokens, units, cost_usd, started_at, now))
-            return int(cur.lastrowid or 0)
+            if table == "calls" and not self._has_calls():  # a version-1 store gets it when first written to
+                c.execute(_CALLS_TABLE)
+            sql, values = _INSERT[table]
+            return int(c.execute(sql, values(row)).lastrowid or 0)
 
     def find_call(self, kind: str, key: str, sample: int) -> CallRecord | None:
         """The recorded outcome of this request and sample index: a response, or an error that did
@@ -298,12 +287,12 @@ class RunStore:
         with self._lock:
             rows = self._conn.execute(f"SELECT * FROM exchanges WHERE {where} ORDER BY id", args).fetchall()
             typed = self._conn.execute(f"SELECT * FROM calls WHERE kind=? AND {where} ORDER BY id",
-                                       (kind, *args)).fetchall() if kind != LLM and self._has_calls() else []
+                                       (kind, *args)).fetchall() if self._has_calls() else []
+        # exchanges hold the chat calls, and a version-1 store's image and judge calls under a prefix
         prefix = _LEGACY_PREFIXES.get(kind)
-        legacy = [_legacy_call(kind, r) for r in rows if prefix and str(r[3]).startswith(prefix)]
-        if kind == LLM:
-            legacy = [_call_from_exchange(r) for r in rows if not str(r[3]).startswith(_LEGACY)]
-        return legacy + [_call_from_row(r) for r in typed]
+        mine = (lambda m: m.startswith(prefix)) if prefix else (lambda m: not m.startswith(_LEGACY))
+        in_exchanges = [_legacy_call(kind, r) if prefix else _call_from_exchange(r) for r in rows if mine(str(r[3]))]
+        return [*(in_exchanges if _TABLE.get(kind) == "exchanges" or prefix else []), *map(_call_from_row, typed)]
 
     def _has_calls(self) -> bool:
         with self._lock:
@@ -336,6 +325,15 @@ class RunStore:
 
 
 _LEGACY = tuple(_LEGACY_PREFIXES.values())
+_TABLE = {LLM: "exchanges"}  # where each kind's calls are kept; every other kind: "calls"
+_INSERT: dict[str, tuple[str, Any]] = {
+    "exchanges": ("INSERT OR REPLACE INTO exchanges (key, sample, model, request, reply, error, prompt_tokens, "
+                  "completion_tokens, cost_usd, cached, started_at, finished_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                  lambda r: (*r[1:9], r[10], int('"cached": true' in (r[5] or "")), r[11], r[12])),
+    "calls": ("INSERT OR REPLACE INTO calls (kind, key, sample, model, request, response, error, prompt_tokens, "
+              "completion_tokens, units, cost_usd, started_at, finished_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+              lambda r: r),
+}
 _CALLS_TABLE = _SCHEMA[_SCHEMA.index("CREATE TABLE IF NOT EXISTS calls"):]
 
 
@@ -389,22 +387,29 @@ def _call_from_exchange(r: tuple[Any, ...]) -> CallRecord:
                       error, pt, ct, 0, cost, t0 or 0.0, t1 or 0.0)
 
 
+def _legacy_image(messages: list[str], texts: list[str], request: dict[str, Any]) -> tuple[dict[str, Any], Any, int]:
+    return ({"prompt": messages[0] if messages else "", "n": request.get("n", 1), "seed": request.get("seed")},
+            {"images": [json.loads(t) for t in texts]}, len(texts))
+
+
+def _legacy_judge(messages: list[str], texts: list[str], request: dict[str, Any]) -> tuple[dict[str, Any], Any, int]:
+    return ({"system": messages[0] if messages else "", "user": messages[-1] if messages else ""},
+            {"text": texts[0] if texts else ""}, 0)
+
+
+# How a version-1 chat exchange of each kind reads as that kind's record: (request, response, units).
+_FROM_V1 = {"image": _legacy_image, "judge": _legacy_judge}
+
+
 def _legacy_call(kind: str, r: tuple[Any, ...]) -> CallRecord:
     """A version-1 image or judge call (a chat exchange under "image:"/"judge:") as its typed record."""
     chat = _call_from_exchange(r)
     messages = [m["content"] for m in chat.request.get("messages", [])]
     texts = list((chat.response or {}).get("texts", []))
-    response: dict[str, Any] | None
-    if kind == "image":
-        request = {"prompt": messages[0] if messages else "", "n": chat.request.get("n", 1),
-                   "seed": chat.request.get("seed")}
-        response = None if chat.response is None else {"images": [json.loads(t) for t in texts]}
-    else:
-        request = {"system": messages[0] if messages else "", "user": messages[-1] if messages else ""}
-        response = None if chat.response is None else {"text": texts[0] if texts else ""}
+    request, response, units = _FROM_V1[kind](messages, texts, chat.request)
     return CallRecord(chat.id, kind, chat.key, chat.sample, chat.model.removeprefix(_LEGACY_PREFIXES[kind]),
-                      request, response, chat.error, chat.prompt_tokens, chat.completion_tokens,
-                      len(texts) if kind == "image" else 0, chat.cost_usd, chat.started_at, chat.finished_at)
+                      request, None if chat.response is None else response, chat.error, chat.prompt_tokens,
+                      chat.completion_tokens, units, chat.cost_usd, chat.started_at, chat.finished_at)
 
 
 def _exchange(c: CallRecord) -> Exchange:

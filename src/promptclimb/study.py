@@ -38,7 +38,7 @@ from promptclimb.llm.base import (
     LLMError,
     LLMReplyError,
 )
-from promptclimb.llm.cache import CachedLLM, LLMCache
+from promptclimb.llm.cache import CachedLLM
 from promptclimb.proposers.base import LLMAnswer, Proposal, ProposalStream, Proposer, ProposerEnv
 from promptclimb.selection import BestTrainSelector, Selector
 from promptclimb.store import ENDPOINT_FAILED, STOPPED, RunStore, StoreError
@@ -77,8 +77,6 @@ class Study:
         seed: int = 0,
         budget: Budget | None = None,
         callbacks: Sequence[Callback] = (),
-        llm_cache: LLMCache | None = None,
-        replay_only: bool = False,
         score_val: bool = False,
         selector: Selector | None = None,
         cost_fn: Callable[[ChatReply], float | None] | None = None,
@@ -101,7 +99,8 @@ class Study:
         self.max_failed_replies = max_failed_replies
         self.max_endpoint_failures = max_endpoint_failures
         self.warnings: list[str] = []
-        self._llm = CachedLLM(llm, llm_cache, replay_only) if llm is not None else None
+        # Calls are numbered by request and sample (a CachedLLM, with the run's cache when it has one).
+        self._llm = llm if isinstance(llm, CachedLLM) or llm is None else CachedLLM(llm, None)
         self._lock = threading.RLock()
         self._score_lock = threading.Lock()  # scorers (torch models) are not assumed thread-safe
         self._endpoint = _LLMEndpoint(self)

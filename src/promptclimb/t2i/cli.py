@@ -115,20 +115,13 @@ def cmd_personalize(args: argparse.Namespace, console: Console) -> int:
                   edit=args.edit, source_run=str(Path(args.run).resolve()), source_prompt=source.prompt)
 
 
-def cmd_resume(args: argparse.Namespace, console: Console) -> int:
+def cmd_resume(args: argparse.Namespace, console: Console, n: int) -> int:
     from promptclimb.report.console import ConsoleProgress
-    from promptclimb.store import RunStore
     from promptclimb.t2i.run import resume_run
 
     if getattr(args, "replay_only", None):
         raise ConfigError("--replay-only is for classification runs; a text-to-image run replays its store anyway")
     out = Path(args.dir)
-    store = RunStore.open(out)
-    done, n = store.finished, len(store.trials())
-    store.close()
-    if done:
-        console.print(f"{out} is already finished ({n} prompts tried); see `promptclimb report {out}`")
-        return 0
     console.print(f"resuming {out}: {n} prompts recorded; replaying them without generating again")
     changes = {"n_jobs": args.n_jobs} if getattr(args, "n_jobs", None) else {}
     return print_result(console, KIND, out, resume_run(out, [ConsoleProgress(console)], **changes))

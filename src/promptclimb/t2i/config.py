@@ -4,6 +4,7 @@ Keys are named, never stored: only the names of the environment variables that h
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -13,6 +14,7 @@ from promptclimb.config import ConfigError, default_cache_dir, describe_validati
 
 Kind = Literal["generate", "invert", "personalize"]
 KINDS: tuple[str, ...] = ("generate", "invert", "personalize")
+WITH_REFERENCE = ("invert", "personalize")  # the tasks that start from an image (RUN/reference.png)
 
 NO_GENERATOR = ("no image generator configured: pass --generator openai:dall-e-3 (needs OPENAI_API_KEY) or "
                 "--generator openai:MODEL --set generator.base_url=... or install diffusers and pass "
@@ -156,12 +158,16 @@ def with_defaults(config: T2IConfig, endpoint: str | None = None, api_key_env: s
                                      "task": config.task or describe_task(config)})
 
 
+# One line saying what a run of each task does (for reports).
+DESCRIBE: dict[str, Callable[[T2IConfig], str]] = {
+    "generate": lambda c: f'generate "{c.intent}"',
+    "invert": lambda c: f"invert {Path(c.reference or '').name}",
+    "personalize": lambda c: f'personalize {Path(c.source_run or "").name}: "{c.edit}"',
+}
+
+
 def describe_task(config: T2IConfig) -> str:
-    if config.kind == "generate":
-        return f'generate "{config.intent}"'
-    if config.kind == "invert":
-        return f"invert {Path(config.reference or '').name}"
-    return f'personalize {Path(config.source_run or "").name}: "{config.edit}"'
+    return DESCRIBE[config.kind](config)
 
 
 def load_stored(stored: dict[str, Any], where: Path) -> T2IConfig:

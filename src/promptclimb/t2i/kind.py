@@ -22,10 +22,13 @@ class TextToImage:
 
         add_commands(sub)
 
-    def resume(self, args: argparse.Namespace, console: Console) -> int:
+    def finished_line(self, out: Path, n: int) -> str:
+        return f"{out} is already finished ({n} prompts tried); see `promptclimb report {out}`"
+
+    def resume(self, args: argparse.Namespace, console: Console, n: int) -> int:
         from promptclimb.t2i.cli import cmd_resume
 
-        return cmd_resume(args, console)
+        return cmd_resume(args, console, n)
 
     def result_lines(self, result: Any, out: Path) -> list[str]:
         best = result.best

@@ -18,13 +18,13 @@ from promptclimb.calls import Budget, Meter, RecordedCalls
 from promptclimb.config import ConfigError, describe_validation_error
 from promptclimb.llm import build_llm
 from promptclimb.llm.base import ChatLLM, LLMReplyError
-from promptclimb.llm.cache import LLMCache
+from promptclimb.llm.cache import CachedLLM, LLMCache
 from promptclimb.llm.pricing import reply_cost_fn
 from promptclimb.store import RunStore
 from promptclimb.study import Callback, Study, StudyResult
 from promptclimb.t2i import GENERATORS, JUDGES, SIMILARITIES, T2I_METHODS
 from promptclimb.t2i.base import T2ITask
-from promptclimb.t2i.config import KINDS, NO_LLM, T2IConfig, load_stored
+from promptclimb.t2i.config import KINDS, NO_LLM, WITH_REFERENCE, T2IConfig, load_stored
 from promptclimb.t2i.images import REFERENCE_FILE, copy_reference, open_image
 from promptclimb.t2i.judges import render
 from promptclimb.t2i.proposer import parse_prompt
@@ -52,7 +52,7 @@ def _check(part: Any) -> None:
 def build_parts(config: T2IConfig) -> T2IParts:
     """Every part, each endpoint checked, or one clear error before any work is done."""
     c = config
-    task = T2ITask(c.kind, c.intent, c.edit, c.source_prompt, None if c.kind == "generate" else REFERENCE_FILE)
+    task = T2ITask(c.kind, c.intent, c.edit, c.source_prompt, REFERENCE_FILE if c.kind in WITH_REFERENCE else None)
     try:
         proposer = T2I_METHODS.create(c.method, options=dict(c.method_options), task=task)
     except ValidationError as err:
@@ -94,8 +94,9 @@ def _run(parts: T2IParts, store: RunStore, out: Path, callbacks: Sequence[Callba
         task = replace(parts.task, start_prompts=START[c.kind](scorer, parts.task))
         proposer = T2I_METHODS.create(c.method, options=dict(c.method_options), task=task)
         cache = LLMCache(Path(c.cache_dir).expanduser() / "llm_cache.sqlite") if c.llm_cache else None
+        llm = CachedLLM(parts.llm, cache) if parts.llm is not None else None
         study = Study(store=store, proposer=proposer, scorer=scorer, task=TaskInfo(f"t2i-{c.kind}", c.task, ()),
-                      llm=parts.llm, llm_cache=cache, seed=c.seed, calls=calls, callbacks=callbacks,
+                      llm=llm, seed=c.seed, calls=calls, callbacks=callbacks,
                       cost_fn=reply_cost_fn(parts.llm))
         return study.optimize(n_jobs=c.n_jobs)
     finally:

@@ -108,10 +108,12 @@ class T2IScorer:
             self._endpoint_failures = 0
             return None, str(err)
         self._endpoint_failures += 1
-        if self._endpoint_failures < self.max_endpoint_failures and (kind != IMAGE or self.calls.meter.usage.images):
+        parts: dict[str, tuple[Any, str, bool]] = {IMAGE: (self.generator, "image generator", True),
+                                                   JUDGE: (self.judge, "judge", False)}
+        part, what, needs_images = parts[kind]
+        nothing_yet = needs_images and not self.calls.meter.usage.images  # nothing to start from
+        if self._endpoint_failures < self.max_endpoint_failures and not nothing_yet:
             return None, str(err)
-        part = self.generator if kind == IMAGE else self.judge
-        what = "image generator" if kind == IMAGE else "judge"
         where = getattr(getattr(part, "transport", None), "where", part.name)
         return EndpointDown(f"the {what} endpoint {where} failed {self._endpoint_failures} calls in a row "
                             f"(last: {err}): check that it runs and answers; the run is saved: once it answers, "
