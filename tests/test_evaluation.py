@@ -1,12 +1,12 @@
 """Post-hoc evaluation is apart from the loop: a Study without one never scores on test; with the
-run's TestEvaluation the pick is scored on test, the oracle row is written for the report, and the
+run's PostHocEvaluation the pick is scored on test, the oracle row is written for the report, and the
 budget curve carries the test score of each best-so-far."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from promptclimb.evaluation import TestEvaluation, budget_curve
+from promptclimb.evaluation import PostHocEvaluation, budget_curve
 from promptclimb.proposers import build_method
 from promptclimb.store import RunStore
 from promptclimb.study import Study
@@ -32,7 +32,7 @@ def test_the_loop_alone_never_looks_at_test(tmp_path: Path) -> None:
 
 def test_the_evaluation_scores_the_pick_and_the_oracle_on_test(tmp_path: Path) -> None:
     scorer = FakeScorer()
-    study = _study(tmp_path, scorer, evaluation=TestEvaluation(scorer, oracle_top_n=3))
+    study = _study(tmp_path, scorer, evaluation=PostHocEvaluation(scorer, oracle_top_n=3))
     result = study.optimize()
     assert result.best is not None and result.test_score is not None
     store = study.store

@@ -19,7 +19,7 @@ from promptclimb.vlm.base import EnsembleScorer, Scorer
 
 
 @dataclass(frozen=True)
-class TestEvaluation:
+class PostHocEvaluation:
     """Scores a finished run's choice on test; ``ensemble_k``/``oracle_top_n`` add report rows."""
 
     scorer: Scorer

@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from promptclimb.config import ConfigError, RunConfig, describe_validation_error
-from promptclimb.evaluation import TestEvaluation, budget_curve
+from promptclimb.evaluation import PostHocEvaluation, budget_curve
 from promptclimb.llm import build_llm
 from promptclimb.llm.base import ChatLLM
 from promptclimb.llm.cache import CachedLLM, LLMCache
@@ -70,7 +70,7 @@ def make_study(parts: RunParts, store: RunStore, callbacks: Sequence[Callback] =
         llm=CachedLLM(parts.llm, cache, c.replay_only) if parts.llm is not None else None, seed=c.seed,
         budget=Budget(**c.budget.model_dump()), callbacks=callbacks, score_val=c.score_val,
         cost_fn=reply_cost_fn(parts.llm), selector=build_selector(c.selection),
-        evaluation=TestEvaluation(parts.scorer, c.ensemble_k, c.oracle_top_n, test=c.evaluate_test),
+        evaluation=PostHocEvaluation(parts.scorer, c.ensemble_k, c.oracle_top_n, test=c.evaluate_test),
         max_endpoint_failures=c.max_endpoint_failures,
     )
     for warning in getattr(parts.task, "warnings", ()):  # e.g. seeds that cannot give different shots
