@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from promptclimb.cli import main
-from promptclimb.store import STORE_FILE, RunStore
+from promptclimb.store import STORE_FILE, VERSION, RunStore
 
 ARGS = ["--task", "demo", "--scorer", "fake", "--llm", "scripted", "--method", "hill_climb", "--seed", "1",
         "--set", "llm_cache=false", "--set", "scorer_options.delay_s=0.05", "--set", "method_options.restarts=2",
@@ -102,9 +102,10 @@ def _digest(path: Path) -> str:
 
 
 @pytest.mark.parametrize(("change", "message"), [
-    ("UPDATE meta SET value='2' WHERE key='version'", "written by a newer promptclimb (store version 2"),
+    (f"UPDATE meta SET value='{VERSION + 1}' WHERE key='version'",
+     f"written by a newer promptclimb (store version {VERSION + 1}"),
     ("UPDATE meta SET value='0' WHERE key='version'", "older or unknown schema (version 0"),
-    ("ALTER TABLE exchanges DROP COLUMN cost_usd", "older or unknown schema (version 1, missing cost_usd"),
+    ("ALTER TABLE exchanges DROP COLUMN cost_usd", f"older or unknown schema (version {VERSION}, missing cost_usd"),
 ])
 def test_a_store_of_another_schema_is_refused_in_one_line_and_left_untouched(
         tmp_path: Path, capsys: pytest.CaptureFixture[str], change: str, message: str) -> None:

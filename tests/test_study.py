@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from promptclimb.candidate import Score, TrialState
+from promptclimb.evaluation import PostHocEvaluation
 from promptclimb.proposers import build_method
 from promptclimb.store import RunStore, StoreError
 from promptclimb.study import Budget, Study
@@ -20,8 +21,10 @@ def _study(tmp_path: Path, *, name: str = "run", llm: ScriptedLLM | None = None,
            **kw: object) -> Study:
     run = tmp_path / name
     store = RunStore.open(run) if run.exists() else RunStore.create(run, {})
+    scorer = scorer or FakeScorer()
+    kw.setdefault("evaluation", PostHocEvaluation(scorer))  # as a run evaluates: the pick on test, post hoc
     return Study(store=store, proposer=build_method(method, options if options is not None else HC),
-                 scorer=scorer or FakeScorer(), task=build_task("demo", shots=1, seed=1).info,
+                 scorer=scorer, task=build_task("demo", shots=1, seed=1).info,
                  llm=llm or ScriptedLLM(default_replies()), seed=1, **kw)  # type: ignore[arg-type]
 
 

@@ -12,13 +12,14 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
-from promptclimb.config import ConfigError, resolve_config
+from promptclimb.config import ConfigError
+from promptclimb.output import add_output_flags
 
 EXIT_USAGE = 2
 EXIT_ENDPOINT = 3
@@ -36,122 +37,30 @@ def _user_errors() -> tuple[type[BaseException], ...]:
             ValueError, FileNotFoundError, PermissionError)
 
 
-def _add_run_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--task", help="task name (default tuxpaint)")
-    p.add_argument("--scorer", help="VLM scorer (default conse)")
-    p.add_argument("--llm", help="chat LLM (default llamacpp:qwen2.5-coder-1.5b)")
-    p.add_argument("--method", help="proposer (default hill_climb; see `promptclimb methods`)")
-    p.add_argument("--seed", type=int)
-    p.add_argument("--shots", type=int, help="train images per class (default 16)")
-    p.add_argument("--data-root", help="folder holding the CoOp data sets")
-    p.add_argument("--cache-dir", help="feature and LLM caches (default ~/.cache/promptclimb)")
-    p.add_argument("--config", type=Path, help="TOML or JSON file of RunConfig settings")
-    p.add_argument("--max-queries", type=int, help="budget: scorer queries")
-    p.add_argument("--max-llm-calls", type=int, help="budget: LLM calls")
-    p.add_argument("--max-tokens", type=int, help="budget: LLM tokens")
-    p.add_argument("--max-cost", type=float, help="budget: estimated USD")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="any setting, e.g. method_options.restarts=2 (VALUE is parsed as JSON)")
-    p.add_argument("--replay-only", action="store_true", default=None,
-                   help="answer LLM calls from the cache only; fail on a miss")
-    p.add_argument("--n-jobs", type=int, help="run restarts concurrently (remote LLMs)")
-
-
-def _add_output_flags(p: argparse.ArgumentParser) -> None:
-    group = p.add_mutually_exclusive_group()
-    group.add_argument("--quiet", "-q", action="store_true",
-                       help="print the result only (for scripts): no progress bars, no per-trial lines")
-    group.add_argument("--verbose", "-v", action="store_true",
-                       help="also show other libraries' messages and progress bars (model loading...)")
-
-
-def _overrides(args: argparse.Namespace) -> dict[str, Any]:
-    budget = {k: v for k, v in {
-        "scorer_queries": args.max_queries, "llm_calls": args.max_llm_calls,
-        "llm_tokens": args.max_tokens, "cost_usd": args.max_cost}.items() if v is not None}
-    out: dict[str, Any] = {
-        "task": args.task, "scorer": args.scorer, "llm": args.llm, "method": args.method,
-        "seed": args.seed, "shots": args.shots, "data_root": args.data_root,
-        "cache_dir": args.cache_dir, "replay_only": args.replay_only, "n_jobs": args.n_jobs,
-        "budget": budget or None,
-    }
-    for item in args.set:
-        key, sep, raw = item.partition("=")
-        if not sep:
-            raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. method_options.restarts=2")
-        try:
-            value: Any = json.loads(raw)
-        except json.JSONDecodeError:
-            value = raw
-        *parents, leaf = key.split(".")
-        node = out
-        for part in parents:
-            if not isinstance(node.get(part), dict):
-                node[part] = {}
-            node = node[part]
-        node[leaf] = value
-    return out
-
-
-def cmd_optimize(args: argparse.Namespace, console: Console) -> int:
-    from promptclimb.report.console import ConsoleProgress
-    from promptclimb.run import start_run
-
-    config = resolve_config(args.config, _overrides(args))
-    out = Path(args.out)
-    if not args.quiet:
-        console.print(f"[bold]promptclimb[/] {config.method} on {config.task} · scorer {config.scorer} "
-                      f"· llm {config.llm} · seed {config.seed} → {out}", highlight=False)
-    result = start_run(config, out, [] if args.quiet else [ConsoleProgress(console)])
-    return _print_result(console, out, result)
-
-
 def cmd_resume(args: argparse.Namespace, console: Console) -> int:
-    from promptclimb.report.console import ConsoleProgress
-    from promptclimb.run import resume_run
+    from promptclimb.kinds import kind_of
     from promptclimb.store import RunStore
 
     out = Path(args.dir)
     store = RunStore.open(out)
-    done, n, kind = store.finished, len(store.trials()), str(store.config.get("kind", "classify"))
+    config, done, n = store.config, store.finished, len(store.trials())
     store.close()
-    if kind in RESUMERS:  # other run kinds (text-to-image) resume their own way
-        return RESUMERS[kind](args, console)
+    kind = kind_of(config)
     if done:
-        console.print(f"{out} is already finished ({n} trials); see `promptclimb show {out}`")
+        console.print(kind.finished_line(out, n))
         return 0
-    changes = {k: v for k, v in {"n_jobs": args.n_jobs, "replay_only": args.replay_only}.items()
-               if v is not None}
-    if not args.quiet:
-        console.print(f"resuming {out}: {n} trials recorded; replaying them without rescoring")
-    result = resume_run(out, [] if args.quiet else [ConsoleProgress(console)], **changes)
-    return _print_result(console, out, result)
-
-
-def _print_result(console: Console, out: Path, result: Any) -> int:
-    from promptclimb.proposers.base import format_score
-
-    for warning in result.warnings:
-        print(f"promptclimb: warning: {warning}", file=sys.stderr)
-    if result.best is None:
-        console.print("[red]no template could be scored[/]; see `promptclimb show` for why")
-        return 1
-    test = f", test {format_score(result.test_score.value)}" if result.test_score else ""
-    stop = f" (stopped by budget {result.stopped_by})" if result.stopped_by else ""
-    console.print(f"[bold green]best[/] {result.best.template!r}: train "
-                  f"{format_score(result.best.train_score)}{test}{stop}", highlight=False)
-    console.print(f"details: promptclimb show {out}   report: promptclimb report {out}")
-    return 0
+    return kind.resume(args, console, n)
 
 
 def cmd_show(args: argparse.Namespace, console: Console) -> int:
+    from promptclimb.kinds import kind_of
     from promptclimb.references import reference_line
     from promptclimb.report.console import best_table, history_table, summary_table
     from promptclimb.store import RunStore
     from promptclimb.summary import run_summary
 
     store = RunStore.open(Path(args.dir))
-    summary = run_summary(store)
+    summary = {**run_summary(store), **kind_of(store.config).summary(store)}
     if args.json:
         print(json.dumps(summary))
         return 0
@@ -178,13 +87,9 @@ def cmd_export(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_methods(args: argparse.Namespace, console: Console) -> int:
-    from promptclimb.llm import LLMS
-    from promptclimb.proposers import METHODS
-    from promptclimb.t2i import GENERATORS, JUDGES, SIMILARITIES, T2I_METHODS
-    from promptclimb.tasks import TASKS
-    from promptclimb.vlm import SCORERS
+    from promptclimb.kinds import all_kinds
 
-    for reg in (METHODS, TASKS, SCORERS, LLMS, T2I_METHODS, GENERATORS, JUDGES, SIMILARITIES):
+    for reg in (reg for kind in all_kinds() for reg in kind.registries()):
         console.print(f"[bold]{reg.kind}s[/]")
         for name in reg.names():
             console.print(f"  {name:<20} {reg.help.get(name, '')}", highlight=False, soft_wrap=True)
@@ -192,7 +97,7 @@ def cmd_methods(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_report(args: argparse.Namespace, console: Console) -> int:
-    from promptclimb.report.html import write_run_report
+    from promptclimb.run_report import write_run_report
 
     path = write_run_report(Path(args.dir), Path(args.out) if args.out else None)
     console.print(f"wrote {path}", highlight=False)
@@ -204,11 +109,11 @@ def _csv(value: str | None, kind: type = str) -> list[Any] | None:
 
 
 def cmd_bench(args: argparse.Namespace, console: Console) -> int:
+    from promptclimb.bench.curves import grid_curves
     from promptclimb.bench.grid import cells, load_spec
     from promptclimb.bench.report import write_grid_report
     from promptclimb.bench.runner import InProcessExecutor, ProcessExecutor, RayExecutor, run_grid
     from promptclimb.bench.tables import write_tables
-    from promptclimb.report.plots import grid_curves
 
     spec = load_spec(args.config, {
         "tasks": _csv(args.tasks), "shots": _csv(args.shots, int), "seeds": _csv(args.seeds, int),
@@ -280,16 +185,15 @@ def _bench_transfer(spec: Any, out: Path, targets: list[str], tables: dict[str, 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="promptclimb", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("optimize", help="start a run")
-    _add_run_flags(p)
-    p.add_argument("--out", required=True, help="run directory (created; must not hold a run)")
-    _add_output_flags(p)
-    p.set_defaults(func=cmd_optimize)
+    from promptclimb.kinds import all_kinds
+
+    for kind in all_kinds():  # optimize; generate, invert, personalize
+        kind.add_commands(sub)
     p = sub.add_parser("resume", help="continue an interrupted run")
     p.add_argument("dir")
     p.add_argument("--n-jobs", type=int)
     p.add_argument("--replay-only", action="store_true", default=None)
-    _add_output_flags(p)
+    add_output_flags(p)
     p.set_defaults(func=cmd_resume)
     p = sub.add_parser("show", help="best templates and history of a run")
     p.add_argument("dir")
@@ -326,25 +230,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also score each cell's chosen template with these scorers (comma-separated), "
                         "e.g. conse:lite2; writes transfer.md")
     p.add_argument("--out", required=True, help="grid directory; rerunning skips finished cells")
-    _add_output_flags(p)
+    add_output_flags(p)
     p.set_defaults(func=cmd_bench)
     p = sub.add_parser("methods", help="list methods, tasks, scorers and LLMs")
     p.set_defaults(func=cmd_methods)
-    for extra in EXTRA_COMMANDS:
-        extra(sub)
     from promptclimb.dashboard import add_command as add_dashboard_command
 
     add_dashboard_command(sub)
-    from promptclimb.t2i.cli import add_commands as add_t2i_commands
-
-    add_t2i_commands(sub, resumers=RESUMERS)
     return parser
-
-
-# Later subsystems (bench, report, text-to-image) add their sub-commands here.
-EXTRA_COMMANDS: list[Callable[[Any], None]] = []
-# Run kinds other than classification register how they resume: stored config "kind" -> command.
-RESUMERS: dict[str, Callable[[argparse.Namespace, Console], int]] = {}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -92,16 +92,41 @@ def load_config_file(path: Path) -> dict[str, Any]:
     return data
 
 
-def resolve_config(file: Path | None, overrides: dict[str, Any]) -> RunConfig:
-    """File values, then command-line values (None = not given); nested dicts are merged."""
-    data = load_config_file(file) if file else {}
+def apply_sets(settings: dict[str, Any], items: list[str],
+               example: str = "method_options.restarts=2") -> dict[str, Any]:
+    """``--set KEY=VALUE`` items written into ``settings`` (dotted keys make nested tables; VALUE is
+    parsed as JSON, else kept as text). Every run kind's command line uses this one parser."""
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. {example}")
+        try:
+            value: Any = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        *parents, leaf = key.split(".")
+        node = settings
+        for part in parents:
+            if not isinstance(node.get(part), dict):
+                node[part] = {}
+            node = node[part]
+        node[leaf] = value
+    return settings
+
+
+def merge(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """Command-line values over file values (None = not given); nested tables are merged."""
+    out = dict(data)
     for key, value in overrides.items():
         if value is None:
             continue
-        if isinstance(value, dict):
-            data[key] = {**data.get(key, {}), **value}
-        else:
-            data[key] = value
+        out[key] = merge(out.get(key) or {}, value) if isinstance(value, dict) else value
+    return out
+
+
+def resolve_config(file: Path | None, overrides: dict[str, Any]) -> RunConfig:
+    """File values, then command-line values (None = not given); nested dicts are merged."""
+    data = merge(load_config_file(file) if file else {}, overrides)
     try:
         return RunConfig.model_validate(data)
     except ValidationError as err:

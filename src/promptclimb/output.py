@@ -16,6 +16,7 @@ import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, ProgressColumn, SpinnerColumn, Task, TextColumn, TimeElapsedColumn
@@ -128,3 +129,12 @@ def loading(what: str) -> Iterator[None]:
     """A spinner while a model loads, with other libraries' output silenced."""
     with track(f"loading {what}", None, ""), library_output():
         yield
+
+
+def add_output_flags(p: Any) -> None:
+    """--quiet / --verbose, the same on every command that works for long."""
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--quiet", "-q", action="store_true",
+                       help="print the result only (for scripts): no progress bars, no per-trial lines")
+    group.add_argument("--verbose", "-v", action="store_true",
+                       help="also show other libraries' messages and progress bars (model loading...)")

@@ -5,7 +5,7 @@ Python API alike."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,9 +13,11 @@ from typing import Any
 from pydantic import ValidationError
 
 from promptclimb.config import ConfigError, RunConfig, describe_validation_error
+from promptclimb.evaluation import PostHocEvaluation, budget_curve
 from promptclimb.llm import build_llm
-from promptclimb.llm.base import ChatLLM, ChatReply
-from promptclimb.llm.cache import LLMCache
+from promptclimb.llm.base import ChatLLM
+from promptclimb.llm.cache import CachedLLM, LLMCache
+from promptclimb.llm.pricing import reply_cost_fn
 from promptclimb.proposers import build_method
 from promptclimb.proposers.base import Proposer
 from promptclimb.selection import build_selector
@@ -60,26 +62,16 @@ def config_task(config: RunConfig) -> Task:
     return build_task(config.task, shots=config.shots, seed=config.seed, data_root=root)
 
 
-def _cost_fn(llm: ChatLLM | None) -> Callable[[ChatReply], float | None] | None:
-    try:
-        from promptclimb.llm.pricing import estimate_cost
-    except ImportError:
-        return None
-    if llm is None:
-        return None
-    model = llm.name.partition(":")[2] or llm.name
-    return lambda reply: estimate_cost(model, reply.prompt_tokens, reply.completion_tokens)
-
-
 def make_study(parts: RunParts, store: RunStore, callbacks: Sequence[Callback] = ()) -> Study:
     c = parts.config
     cache = LLMCache(Path(c.cache_dir).expanduser() / "llm_cache.sqlite") if c.llm_cache else None
     study = Study(
         store=store, proposer=parts.proposer, scorer=parts.scorer, task=parts.task.info,
-        llm=parts.llm, seed=c.seed, budget=Budget(**c.budget.model_dump()), callbacks=callbacks,
-        llm_cache=cache, replay_only=c.replay_only, score_val=c.score_val,
-        cost_fn=_cost_fn(parts.llm), evaluate_test=c.evaluate_test, selector=build_selector(c.selection),
-        ensemble_k=c.ensemble_k, oracle_top_n=c.oracle_top_n, max_endpoint_failures=c.max_endpoint_failures,
+        llm=CachedLLM(parts.llm, cache, c.replay_only) if parts.llm is not None else None, seed=c.seed,
+        budget=Budget(**c.budget.model_dump()), callbacks=callbacks, score_val=c.score_val,
+        cost_fn=reply_cost_fn(parts.llm), selector=build_selector(c.selection),
+        evaluation=PostHocEvaluation(parts.scorer, c.ensemble_k, c.oracle_top_n, test=c.evaluate_test),
+        max_endpoint_failures=c.max_endpoint_failures,
     )
     for warning in getattr(parts.task, "warnings", ()):  # e.g. seeds that cannot give different shots
         study.warn(warning)
@@ -106,12 +98,11 @@ def resume_run(out: Path, callbacks: Sequence[Callback] = (), **changes: Any) ->
 
 
 def _run(parts: RunParts, store: RunStore, callbacks: Sequence[Callback]) -> StudyResult:
-    from promptclimb.bench.runner import budget_curve
-
     study = make_study(parts, store, callbacks)
     try:
         result = study.optimize(n_jobs=parts.config.n_jobs)
-        if study.evaluate_test:  # the report's curve, with the test score of each best-so-far (post hoc)
+        # the report's curve, with the test score of each best-so-far (post hoc)
+        if parts.config.evaluate_test and "test" in parts.scorer.splits():
             store.set_result("curve", budget_curve(store, parts.scorer))
         return result
     finally:

@@ -1,9 +1,15 @@
 """The run store: one SQLite file (WAL) per run directory.
 
-It holds the resolved config, every trial, every LLM request and reply with token counts, and
-the final results, each committed as it happens, so a killed run loses nothing it had recorded.
-Resuming replays the store: trials are found by their position key, LLM replies by request hash
-and sample index, so nothing already scored is scored again.
+It holds the resolved config, every trial, every outside call and the final results, each
+committed as it happens, so a killed run loses nothing it had recorded. Resuming replays the
+store: trials are found by their position key, calls by kind, request hash and sample index, so
+nothing already scored or paid for is done again.
+
+Each call is kept with its kind in its own typed form (calls.py reads and writes them): chat LLM
+calls as request/reply in ``exchanges`` (trials point at them), image-generator and judge calls in
+``calls`` as JSON of their own shape. Stores of version 1 (before issue 15) kept image and judge
+calls as chat exchanges of models "image:..." and "judge:..."; they are read as the typed records
+they stand for, and the store is changed only when a resumed run writes to it.
 """
 
 from __future__ import annotations
@@ -21,11 +27,15 @@ from pathlib import Path
 from typing import Any
 
 from promptclimb.candidate import Trial, TrialState
-from promptclimb.llm.base import ChatReply, ChatRequest
+from promptclimb.chat import ChatReply, ChatRequest
 
 STORE_FILE = "run.sqlite"
 FORMAT = "promptclimb-run"
-VERSION = 1
+VERSION = 2
+READS = (1, 2)  # store versions this code opens
+LLM = "llm"
+# Version 1 recorded these kinds as chat exchanges under a model prefix.
+_LEGACY_PREFIXES = {"image": "image:", "judge": "judge:"}
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -40,6 +50,12 @@ CREATE TABLE IF NOT EXISTS exchanges (
   completion_tokens INTEGER NOT NULL DEFAULT 0, cost_usd REAL, cached INTEGER NOT NULL DEFAULT 0,
   started_at REAL, finished_at REAL, UNIQUE (key, sample));
 CREATE TABLE IF NOT EXISTS results (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+""" + """
+CREATE TABLE IF NOT EXISTS calls (
+  id INTEGER PRIMARY KEY, kind TEXT NOT NULL, key TEXT NOT NULL, sample INTEGER NOT NULL, model TEXT NOT NULL,
+  request TEXT NOT NULL, response TEXT, error TEXT, prompt_tokens INTEGER NOT NULL DEFAULT 0,
+  completion_tokens INTEGER NOT NULL DEFAULT 0, units INTEGER NOT NULL DEFAULT 0, cost_usd REAL,
+  started_at REAL, finished_at REAL, UNIQUE (kind, key, sample));
 """
 
 # Marks a recorded LLM error that stopped the run (setup, endpoint down, cache miss) rather than
@@ -80,6 +96,32 @@ class Exchange:
     cached: bool
     started_at: float
     finished_at: float
+
+
+@dataclass(frozen=True)
+class CallRecord:
+    """One recorded outside call of any kind (llm, image, judge): its request and response as the
+    JSON of that kind's own records, or the error it failed with; ``units`` counts what it made
+    (images)."""
+
+    id: int
+    kind: str
+    key: str
+    sample: int
+    model: str
+    request: dict[str, Any]
+    response: dict[str, Any] | None
+    error: str | None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    units: int = 0
+    cost_usd: float | None = None
+    started_at: float = 0.0
+    finished_at: float = 0.0
+
+    @property
+    def tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
 
 
 @dataclass(frozen=True)
@@ -213,37 +255,86 @@ class RunStore:
                 f"SELECT {', '.join(_TRIAL_COLS)} FROM trials ORDER BY number").fetchall()
         return [_trial_from_row(r) for r in rows]
 
-    # -- LLM exchanges -------------------------------------------------------------------
+    # -- recorded calls ------------------------------------------------------------------
+    def add_call(self, kind: str, key: str, sample: int, model: str, request: dict[str, Any],
+                 response: dict[str, Any] | None, error: str | None, *, prompt_tokens: int = 0,
+                 completion_tokens: int = 0, units: int = 0, cost_usd: float | None = None,
+                 started_at: float = 0.0) -> int:
+        """Record one call of ``kind``; its id. Chat LLM calls go to ``exchanges``, the rest to ``calls``."""
+        table = _TABLE.get(kind, "calls")
+        row = (kind, key, sample, model, json.dumps(request), None if response is None else json.dumps(response),
+               error, prompt_tokens, completion_tokens, units, cost_usd, started_at, time.time())
+        with self._tx() as c:
+            if table == "calls" and not self._has_calls():  # a version-1 store gets it when first written to
+                c.execute(_CALLS_TABLE)
+            sql, values = _INSERT[table]
+            return int(c.execute(sql, values(row)).lastrowid or 0)
+
+    def find_call(self, kind: str, key: str, sample: int) -> CallRecord | None:
+        """The recorded outcome of this request and sample index: a response, or an error that did
+        not stop the run (replayed as that error, so a resumed run takes the path the killed one
+        took); None if not recorded or if it stopped the run."""
+        found = [c for c in self._calls_where(kind, "key=? AND sample=?", (key, sample))
+                 if c.response is not None or not (c.error or "").startswith(STOPPED)]
+        return found[-1] if found else None
+
+    def calls(self, kind: str | None = None) -> list[CallRecord]:
+        """Every recorded call of ``kind`` (every kind: None), in recording order within a kind."""
+        kinds = [kind] if kind else [LLM, *_LEGACY_PREFIXES, *self._other_kinds()]
+        return [c for k in dict.fromkeys(kinds) for c in self._calls_where(k, "1", ())]
+
+    def _calls_where(self, kind: str, where: str, args: tuple[Any, ...]) -> list[CallRecord]:
+        with self._lock:
+            rows = self._conn.execute(f"SELECT * FROM exchanges WHERE {where} ORDER BY id", args).fetchall()
+            typed = self._conn.execute(f"SELECT * FROM calls WHERE kind=? AND {where} ORDER BY id",
+                                       (kind, *args)).fetchall() if self._has_calls() else []
+        # exchanges hold the chat calls, and a version-1 store's image and judge calls under a prefix
+        prefix = _LEGACY_PREFIXES.get(kind)
+        mine = (lambda m: m.startswith(prefix)) if prefix else (lambda m: not m.startswith(_LEGACY))
+        in_exchanges = [_legacy_call(kind, r) if prefix else _call_from_exchange(r) for r in rows if mine(str(r[3]))]
+        return [*(in_exchanges if _TABLE.get(kind) == "exchanges" or prefix else []), *map(_call_from_row, typed)]
+
+    def _has_calls(self) -> bool:
+        with self._lock:
+            return self._conn.execute("SELECT 1 FROM sqlite_master WHERE name='calls'").fetchone() is not None
+
+    def _other_kinds(self) -> list[str]:
+        if not self._has_calls():
+            return []
+        with self._lock:
+            return [r[0] for r in self._conn.execute("SELECT DISTINCT kind FROM calls ORDER BY kind")]
+
+    # -- LLM exchanges: the chat calls, typed as chat requests and replies --------------------
     def add_exchange(
         self, key: str, sample: int, model: str, request: ChatRequest, reply: ChatReply | None,
         error: str | None, cost_usd: float | None, started_at: float,
     ) -> int:
-        with self._tx() as c:
-            cur = c.execute(
-                "INSERT OR REPLACE INTO exchanges (key, sample, model, request, reply, error, "
-                "prompt_tokens, completion_tokens, cost_usd, cached, started_at, finished_at) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                (key, sample, model, json.dumps(request.to_json()),
-                 None if reply is None else json.dumps(reply.to_json()), error,
-                 reply.prompt_tokens if reply else 0, reply.completion_tokens if reply else 0,
-                 cost_usd, int(bool(reply and reply.cached)), started_at, time.time()),
-            )
-            return int(cur.lastrowid or 0)
+        return self.add_call(LLM, key, sample, model, request.to_json(), None if reply is None else reply.to_json(),
+                             error, prompt_tokens=reply.prompt_tokens if reply else 0,
+                             completion_tokens=reply.completion_tokens if reply else 0, cost_usd=cost_usd,
+                             started_at=started_at)
 
     def find_exchange(self, key: str, sample: int) -> Exchange | None:
-        """The recorded outcome of this request and sample index: a reply, or an error that cost
-        a trial (replayed as that error, so the resumed run takes the path the killed one took);
-        None if not recorded or if it stopped the run."""
-        with self._lock:
-            row = self._conn.execute(
-                "SELECT * FROM exchanges WHERE key=? AND sample=? AND (reply IS NOT NULL OR "
-                "substr(COALESCE(error, ''), 1, ?) != ?)", (key, sample, len(STOPPED), STOPPED)).fetchone()
-        return None if row is None else _exchange_from_row(row)
+        """The recorded chat call of this request and sample index (see find_call)."""
+        hit = self.find_call(LLM, key, sample)
+        return None if hit is None else _exchange(hit)
 
     def exchanges(self) -> list[Exchange]:
-        with self._lock:
-            rows = self._conn.execute("SELECT * FROM exchanges ORDER BY id").fetchall()
-        return [_exchange_from_row(r) for r in rows]
+        """The chat LLM calls (never the image or judge calls a version-1 store kept beside them)."""
+        return [_exchange(c) for c in self.calls(LLM)]
+
+
+_LEGACY = tuple(_LEGACY_PREFIXES.values())
+_TABLE = {LLM: "exchanges"}  # where each kind's calls are kept; every other kind: "calls"
+_INSERT: dict[str, tuple[str, Any]] = {
+    "exchanges": ("INSERT OR REPLACE INTO exchanges (key, sample, model, request, reply, error, prompt_tokens, "
+                  "completion_tokens, cost_usd, cached, started_at, finished_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                  lambda r: (*r[1:9], r[10], int('"cached": true' in (r[5] or "")), r[11], r[12])),
+    "calls": ("INSERT OR REPLACE INTO calls (kind, key, sample, model, request, response, error, prompt_tokens, "
+              "completion_tokens, units, cost_usd, started_at, finished_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+              lambda r: r),
+}
+_CALLS_TABLE = _SCHEMA[_SCHEMA.index("CREATE TABLE IF NOT EXISTS calls"):]
 
 
 def _check(path: Path) -> None:
@@ -259,11 +350,11 @@ def _check(path: Path) -> None:
     if rows.get("format") != FORMAT:
         raise StoreError(f"{path} is an SQLite file but not a promptclimb run store")
     version = rows.get("version", "0")
-    if not version.isdigit() or int(version) > VERSION:
+    if not version.isdigit() or int(version) > max(READS):
         raise StoreError(f"{path} was written by a newer promptclimb (store version {version}, this one reads "
                          f"{VERSION}): upgrade promptclimb to read it")
     missing = sorted({*_TRIAL_COLS} - {*columns["trials"]}) + sorted({*_EXCHANGE_COLS} - {*columns["exchanges"]})
-    if int(version) < VERSION or missing:
+    if int(version) not in READS or missing:
         raise StoreError(f"{path} has an older or unknown schema (version {version}, missing "
                          f"{', '.join(missing) or 'nothing'}): this promptclimb cannot read it; it was left "
                          "untouched: use the promptclimb that wrote it, or start a new run with another --out")
@@ -284,10 +375,45 @@ def _trial_from_row(r: tuple[Any, ...]) -> StoredTrial:
     return StoredTrial(key, Trial(**d))
 
 
-def _exchange_from_row(r: tuple[Any, ...]) -> Exchange:
-    (id_, key, sample, model, request, reply, error, pt, ct, cost, cached, t0, t1) = r
-    return Exchange(
-        id_, key, sample, model, ChatRequest.from_json(json.loads(request)),
-        None if reply is None else ChatReply.from_json(json.loads(reply)), error, pt, ct, cost,
-        bool(cached), t0 or 0.0, t1 or 0.0,
-    )
+def _call_from_row(r: tuple[Any, ...]) -> CallRecord:
+    (id_, kind, key, sample, model, request, response, error, pt, ct, units, cost, t0, t1) = r
+    return CallRecord(id_, kind, key, sample, model, json.loads(request), None if response is None else
+                      json.loads(response), error, pt, ct, units, cost, t0 or 0.0, t1 or 0.0)
+
+
+def _call_from_exchange(r: tuple[Any, ...]) -> CallRecord:
+    (id_, key, sample, model, request, reply, error, pt, ct, cost, _cached, t0, t1) = r
+    return CallRecord(id_, LLM, key, sample, model, json.loads(request), None if reply is None else json.loads(reply),
+                      error, pt, ct, 0, cost, t0 or 0.0, t1 or 0.0)
+
+
+def _legacy_image(messages: list[str], texts: list[str], request: dict[str, Any]) -> tuple[dict[str, Any], Any, int]:
+    return ({"prompt": messages[0] if messages else "", "n": request.get("n", 1), "seed": request.get("seed")},
+            {"images": [json.loads(t) for t in texts]}, len(texts))
+
+
+def _legacy_judge(messages: list[str], texts: list[str], request: dict[str, Any]) -> tuple[dict[str, Any], Any, int]:
+    return ({"system": messages[0] if messages else "", "user": messages[-1] if messages else ""},
+            {"text": texts[0] if texts else ""}, 0)
+
+
+# How a version-1 chat exchange of each kind reads as that kind's record: (request, response, units).
+_FROM_V1 = {"image": _legacy_image, "judge": _legacy_judge}
+
+
+def _legacy_call(kind: str, r: tuple[Any, ...]) -> CallRecord:
+    """A version-1 image or judge call (a chat exchange under "image:"/"judge:") as its typed record."""
+    chat = _call_from_exchange(r)
+    messages = [m["content"] for m in chat.request.get("messages", [])]
+    texts = list((chat.response or {}).get("texts", []))
+    request, response, units = _FROM_V1[kind](messages, texts, chat.request)
+    return CallRecord(chat.id, kind, chat.key, chat.sample, chat.model.removeprefix(_LEGACY_PREFIXES[kind]),
+                      request, None if chat.response is None else response, chat.error, chat.prompt_tokens,
+                      chat.completion_tokens, units, chat.cost_usd, chat.started_at, chat.finished_at)
+
+
+def _exchange(c: CallRecord) -> Exchange:
+    reply = None if c.response is None else ChatReply.from_json(c.response)
+    return Exchange(c.id, c.key, c.sample, c.model, ChatRequest.from_json(c.request), reply, c.error,
+                    c.prompt_tokens, c.completion_tokens, c.cost_usd, bool(reply and reply.cached),
+                    c.started_at, c.finished_at)

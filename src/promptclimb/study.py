@@ -23,8 +23,9 @@ from collections import defaultdict, deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Protocol
 
+from promptclimb.calls import LLM, Budget, Made, Meter, RecordedCalls, Usage
 from promptclimb.candidate import Score, Trial, TrialState
 from promptclimb.llm.base import (
     BudgetExhausted,
@@ -36,36 +37,22 @@ from promptclimb.llm.base import (
     LLMConfigError,
     LLMError,
     LLMReplyError,
-    RetryableLLMError,
 )
-from promptclimb.llm.cache import CachedLLM, LLMCache
+from promptclimb.llm.cache import CachedLLM
 from promptclimb.proposers.base import LLMAnswer, Proposal, ProposalStream, Proposer, ProposerEnv
-from promptclimb.references import score_references
 from promptclimb.selection import BestTrainSelector, Selector
-from promptclimb.store import ENDPOINT_FAILED, STOPPED, Exchange, RunStore, StoreError
+from promptclimb.store import ENDPOINT_FAILED, STOPPED, RunStore, StoreError
 from promptclimb.tasks.base import TaskInfo
-from promptclimb.vlm.base import EnsembleScorer, Scorer, ScorerConfigError
+from promptclimb.vlm.base import Scorer, ScorerConfigError
 
 Callback = Callable[["Study", Trial], None]
+
+
+class Evaluation(Protocol):
+    """Post-hoc evaluation of a finished loop (evaluation.py); it never changes the pick."""
+
+    def evaluate(self, store: RunStore, result: StudyResult) -> StudyResult: ...
 POOL = "pool"
-
-
-@dataclass(frozen=True)
-class Budget:
-    """Limits; the run stops cleanly at the first one reached. None = no limit."""
-
-    scorer_queries: int | None = None
-    llm_calls: int | None = None
-    llm_tokens: int | None = None
-    cost_usd: float | None = None
-
-
-@dataclass
-class Usage:
-    scorer_queries: int = 0
-    llm_calls: int = 0
-    llm_tokens: int = 0
-    cost_usd: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -90,42 +77,42 @@ class Study:
         seed: int = 0,
         budget: Budget | None = None,
         callbacks: Sequence[Callback] = (),
-        llm_cache: LLMCache | None = None,
-        replay_only: bool = False,
         score_val: bool = False,
         selector: Selector | None = None,
         cost_fn: Callable[[ChatReply], float | None] | None = None,
-        evaluate_test: bool = True,
-        ensemble_k: int = 0,
-        oracle_top_n: int = 0,
+        evaluation: Evaluation | None = None,
         max_failed_replies: int = 6,
         max_endpoint_failures: int = 3,
+        calls: RecordedCalls | None = None,
     ) -> None:
         self.store, self.proposer, self.scorer, self.task = store, proposer, scorer, task
         self.seed = seed
-        self.budget = budget or Budget()
+        # Every outside call goes through the recorded-call layer and charges its meter (calls.py).
+        self.calls = calls or RecordedCalls(store, Meter(budget))
+        self.budget = self.calls.meter.budget
         self.callbacks = list(callbacks)
         self.score_val = score_val and "val" in scorer.splits()
         self.selector = selector or BestTrainSelector()
         self.cost_fn = cost_fn
-        self.evaluate_test = evaluate_test and "test" in scorer.splits()
-        self.ensemble_k = ensemble_k
-        self.oracle_top_n = oracle_top_n
-        self.usage = Usage()
+        self.evaluation = evaluation
         self.stopped_by: str | None = None
         self.max_failed_replies = max_failed_replies
         self.max_endpoint_failures = max_endpoint_failures
-        self._endpoint_failures = 0  # consecutive live calls the endpoint failed
-        self._down: EndpointDown | None = None
         self.warnings: list[str] = []
-        self._llm = CachedLLM(llm, llm_cache, replay_only) if llm is not None else None
+        # Calls are numbered by request and sample (a CachedLLM, with the run's cache when it has one).
+        self._llm = llm if isinstance(llm, CachedLLM) or llm is None else CachedLLM(llm, None)
         self._lock = threading.RLock()
         self._score_lock = threading.Lock()  # scorers (torch models) are not assumed thread-safe
+        self._endpoint = _LLMEndpoint(self)
         self._recorded = {st.key: st.trial for st in store.stored_trials()}
         self._by_template: dict[str, Trial] = {}
         self._seen: dict[str, list[Trial]] = defaultdict(list)  # stream -> its trials
         self._calls = 0
         self._cursor: _Cursor | None = None
+
+    @property
+    def usage(self) -> Usage:
+        return self.calls.meter.usage
 
     # -- the public loop ------------------------------------------------------------------
     def optimize(self, n_jobs: int = 1) -> StudyResult:
@@ -269,163 +256,100 @@ class Study:
             self._seen[stream].append(trial)
             if trial.state is TrialState.COMPLETE and trial.template:
                 self._by_template.setdefault(trial.template, trial)
-            self.usage.scorer_queries += int(trial.metrics.get("queries", 0))
+        self.calls.meter.add_queries(int(trial.metrics.get("queries", 0)))
         for cb in self.callbacks:
             cb(self, trial)
 
     def _charge_scorer(self) -> None:
-        cap = self.budget.scorer_queries
-        with self._lock:
-            if cap is not None and self.usage.scorer_queries + 1 + self.score_val > cap:
-                raise BudgetExhausted(f"scorer_queries={cap}")
+        self.calls.meter.check_queries(1 + self.score_val)
 
     # -- LLM calls ------------------------------------------------------------------------
     def _chat(self, request: ChatRequest) -> LLMAnswer:
-        if self._llm is None:
+        llm = self._llm
+        if llm is None:
             raise LLMConfigError(f"method {self.proposer.name!r} needs an LLM: pass --llm")
-        key = request.key(self._llm.cache_id)
-        sample = self._llm.next_sample(key)
+        key = request.key(llm.cache_id)
+        sample = llm.next_sample(key)
         with self._lock:
             self._calls += 1
-            call_number = self._calls - 1
-        hit = self.store.find_exchange(key, sample)
-        if hit is not None:
-            return self._replay(hit)
-        if self._down is not None:
-            raise self._down
-        self._check_llm_budget()
-        started = time.time()
-        try:
-            reply = self._llm.chat_at(replace(request, call_number=call_number), key, sample)
-        except LLMError as err:
-            stop = self._verdict(err)
-            stored = f"{STOPPED}{err}" if stop is not None or isinstance(err, CacheMiss) else \
-                f"{ENDPOINT_FAILED}{err}" if err.retryable else str(err)
-            self.store.add_exchange(key, sample, self._llm.name, request, None, stored, None, started)
-            with self._lock:
-                self.usage.llm_calls += 1
-            if stop is not None:
-                raise stop from None
-            raise
-        with self._lock:
-            self._endpoint_failures = 0
-        cost = self.cost_fn(reply) if self.cost_fn else None
-        exchange_id = self.store.add_exchange(key, sample, self._llm.name, request, reply, None,
-                                              cost, started)
-        self._charge_llm(reply, cost)
-        return LLMAnswer(reply, exchange_id)
+            numbered = replace(request, call_number=self._calls - 1)
 
-    def _replay(self, hit: Exchange) -> LLMAnswer:
-        """A recorded call: its reply, or the error it failed with (of the same kind)."""
-        if hit.reply is not None:
-            self._charge_llm(hit.reply, hit.cost_usd)
-            return LLMAnswer(hit.reply, hit.id)
-        with self._lock:
-            self.usage.llm_calls += 1
-        error = hit.error or "unknown error"
-        if error.startswith(ENDPOINT_FAILED):
-            raise RetryableLLMError(error.removeprefix(ENDPOINT_FAILED))
-        raise LLMError(error)
+        def live() -> Made:
+            reply = llm.chat_at(numbered, key, sample)
+            return Made(reply.to_json(), reply.prompt_tokens, reply.completion_tokens,
+                        cost_usd=self.cost_fn(reply) if self.cost_fn else None)
 
-    def _verdict(self, err: LLMError) -> EndpointDown | None:
-        """The stopping rule (module docstring): whether this failure means the endpoint is down."""
-        resume = f"the run is saved: once it answers, `promptclimb resume {self.store.path.parent}`"
-        with self._lock:
-            if self._down is not None:
-                return self._down
-            if isinstance(err, CacheMiss | LLMReplyError):
-                if isinstance(err, LLMReplyError):
-                    self._endpoint_failures = 0  # the endpoint answered; the model was weak
-                return None
-            if isinstance(err, LLMConfigError):
-                self._down = EndpointDown(f"{err}; {resume}")
-                return self._down
-            self._endpoint_failures += 1
-            if self._endpoint_failures >= self.max_endpoint_failures:
-                self._down = EndpointDown(
-                    f"the LLM endpoint failed {self._endpoint_failures} calls in a row (last: {err}): "
-                    f"check that it runs and answers; {resume}")
-            return self._down
-
-    def _charge_llm(self, reply: ChatReply, cost: float | None) -> None:
-        with self._lock:
-            self.usage.llm_calls += 1
-            self.usage.llm_tokens += reply.tokens
-            self.usage.cost_usd += cost or 0.0
-
-    def _check_llm_budget(self) -> None:
-        b, u = self.budget, self.usage
-        with self._lock:
-            for name, cap, used in (("llm_calls", b.llm_calls, u.llm_calls),
-                                    ("llm_tokens", b.llm_tokens, u.llm_tokens),
-                                    ("cost_usd", b.cost_usd, u.cost_usd)):
-                if cap is not None and used >= cap:
-                    raise BudgetExhausted(f"{name}={cap}")
+        record = self.calls.call(LLM, key, sample, llm.name, request.to_json(), live, endpoints=self._endpoint)
+        return LLMAnswer(ChatReply.from_json(record.response or {}), record.id)
 
     # -- the end --------------------------------------------------------------------------
     def finish(self) -> StudyResult:
-        """Select the final template on train (and val), evaluate it on test, mark finished; then, for
-        the report only, the reference templates on test."""
+        """Select the final template on train (and val) and record it; then the run's post-hoc
+        evaluation, if it has one (evaluation.py: the test score of the pick, report-only
+        references, ensembles and oracles); then mark the run finished."""
         trials = self.store.trials()
         ranking = self.selector.select(trials)
         best = ranking[0] if ranking else None
-        test = self._test(best.template) if best is not None and best.template else None
-        if best is not None and test is not None:
-            self.store.set_test_score(best.number, test.value)
-            best = best.with_(test_score=test.value)
         self.store.set_result("final", {
             "template": best.template if best else None,
             "trial": best.number if best else None,
             "train_score": best.train_score if best else None,
             "val_score": best.val_score if best else None,
-            "test_score": test.value if test else None,
-            "test_per_class": dict(test.per_class) if test and test.per_class else None,
+            "test_score": None,
+            "test_per_class": None,
             "selector": self.selector.name,
             "stopped_by": self.stopped_by,
             "ranking": [t.number for t in ranking[:20]],
         })
-        if self.evaluate_test and best is not None:
+        result = StudyResult(best, tuple(ranking), None, self.stopped_by, self.usage, tuple(self.warnings))
+        if self.evaluation is not None:
             with self._score_lock:
-                self.store.set_result("references", score_references(
-                    trials, self.scorer, best.template, test.value if test else None))
-        if self.ensemble_k > 1 and len(ranking) > 1:
-            self._finish_ensemble([t.template for t in ranking[: self.ensemble_k] if t.template])
-        if self.oracle_top_n > 0 and self.evaluate_test:
-            self._finish_oracle(trials)
-        self.store.set_result("usage", self.usage.__dict__)
+                result = self.evaluation.evaluate(self.store, result)
+        self.store.set_result("usage", self.usage.to_json())
         self.store.set_meta("finished", "true")
-        return StudyResult(best, tuple(ranking), test, self.stopped_by, self.usage, tuple(self.warnings))
+        return result
 
-    def _test(self, template: str) -> Score | None:
-        if not self.evaluate_test:
-            return None
-        with self._score_lock:
-            return self.scorer.score(template, "test")
 
-    def _finish_ensemble(self, templates: list[str]) -> None:
-        """The top-k templates scored together (mean of text embeddings), where supported."""
-        if not isinstance(self.scorer, EnsembleScorer):
-            return
-        with self._score_lock:
-            train = self.scorer.score_ensemble(templates, "train")
-            test = self.scorer.score_ensemble(templates, "test") if self.evaluate_test else None
-        self.store.set_result("ensemble", {"templates": templates, "train_score": train.value,
-                                           "test_score": test.value if test else None})
+class _LLMEndpoint:
+    """The stopping rule of the module docstring, for the chat LLM's calls."""
 
-    def _finish_oracle(self, trials: list[Trial]) -> None:
-        """For the report only: the best on test among the top-N on train, beside the chosen one,
-        so the selection gap is visible. Never used to choose."""
-        top = BestTrainSelector().select(trials)[: self.oracle_top_n]
-        scored = []
-        for t in top:
-            score = self._test(t.template or "")
-            if score is not None:
-                self.store.set_test_score(t.number, score.value)
-                scored.append((score.value, -t.number, t))
-        if scored:
-            value, _, oracle = max(scored)
-            self.store.set_result("oracle", {"template": oracle.template, "trial": oracle.number,
-                                             "test_score": value, "top_n": self.oracle_top_n})
+    def __init__(self, study: Study) -> None:
+        self.study = study
+        self.failures = 0  # consecutive live calls the endpoint failed
+        self._down: EndpointDown | None = None
+        self._lock = threading.Lock()
+
+    def down(self) -> EndpointDown | None:
+        return self._down
+
+    def answered(self, kind: str) -> None:
+        with self._lock:
+            self.failures = 0
+
+    def failed(self, kind: str, err: LLMError) -> tuple[BaseException | None, str | None]:
+        stop = self._verdict(err)
+        text = f"{STOPPED}{err}" if stop is not None or isinstance(err, CacheMiss) else \
+            f"{ENDPOINT_FAILED}{err}" if err.retryable else str(err)
+        return stop, text
+
+    def _verdict(self, err: LLMError) -> EndpointDown | None:
+        resume = f"the run is saved: once it answers, `promptclimb resume {self.study.store.path.parent}`"
+        with self._lock:
+            if self._down is not None:
+                return self._down
+            if isinstance(err, CacheMiss | LLMReplyError):
+                if isinstance(err, LLMReplyError):
+                    self.failures = 0  # the endpoint answered; the model was weak
+                return None
+            if isinstance(err, LLMConfigError):
+                self._down = EndpointDown(f"{err}; {resume}")
+                return self._down
+            self.failures += 1
+            if self.failures >= self.study.max_endpoint_failures:
+                self._down = EndpointDown(
+                    f"the LLM endpoint failed {self.failures} calls in a row (last: {err}): "
+                    f"check that it runs and answers; {resume}")
+            return self._down
 
 
 def _pack(items: Sequence[float]) -> str | list[float]:

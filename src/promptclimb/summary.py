@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
+from promptclimb.calls import KINDS as CALL_KINDS
 from promptclimb.candidate import Trial, TrialState
 from promptclimb.references import PHOTO, POOL_BEST, reference_test
 from promptclimb.selection import BestTrainSelector
@@ -33,7 +34,7 @@ def conversations(trials: list[Trial], exchanges: list[Exchange]) -> list[Conver
 
 def run_summary(store: RunStore) -> dict[str, Any]:
     trials = store.trials()
-    exchanges = store.exchanges()
+    calls = {kind: store.calls(kind) for kind in CALL_KINDS}
     final = store.result("final") or {}
     references = store.result("references") or []  # report only: scored on test after the run
     config = store.config
@@ -52,9 +53,12 @@ def run_summary(store: RunStore) -> dict[str, Any]:
         "n_failed": sum(t.state is TrialState.FAILED for t in trials),
         "n_duplicates": sum(t.state is TrialState.DUPLICATE for t in trials),
         "scorer_queries": sum(int(t.metrics.get("queries", 0)) for t in trials),
-        "llm_calls": len(exchanges),
-        "llm_tokens": sum(e.prompt_tokens + e.completion_tokens for e in exchanges),
-        "llm_cost_usd": round(sum(e.cost_usd or 0.0 for e in exchanges), 6),
+        "llm_calls": len(calls["llm"]),  # the chat LLM's calls only
+        "llm_tokens": sum(c.tokens for c in calls["llm"]),
+        "llm_cost_usd": round(sum(c.cost_usd or 0.0 for c in calls["llm"]), 6),
+        "image_calls": len(calls["image"]),
+        "judge_calls": len(calls["judge"]),
+        "cost_usd": {kind: round(sum(c.cost_usd or 0.0 for c in cs), 6) for kind, cs in calls.items()},
         "method": config.get("method"),
         "task": config.get("task"),
         "scorer": config.get("scorer"),

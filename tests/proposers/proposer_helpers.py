@@ -86,7 +86,7 @@ def run_method(tmp_path: Path) -> RunMethod:
         scorer = FakeScorer()
         study = Study(store=RunStore.create(tmp_path / f"run{next(counter)}", {}),
                       proposer=build_method(method, options or {}), scorer=scorer, task=TASK, llm=llm,
-                      seed=seed, budget=budget, evaluate_test=False)
+                      seed=seed, budget=budget)
         return Run(study, llm, scorer, study.optimize())
 
     return run

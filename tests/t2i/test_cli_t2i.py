@@ -105,7 +105,7 @@ def test_a_refusal_is_a_failed_trial_and_the_run_goes_on(server: ImageServer, tm
     last_llm = [b for b in server.requests if "image_url" not in json.dumps(b)][-1]
     assert "could not be used" in last_llm["messages"][-1]["content"]
     store = RunStore.open(run)
-    assert store.finished and sum("content policy" in (e.error or "") for e in store.exchanges()) == 1
+    assert store.finished and sum("content policy" in (c.error or "") for c in store.calls("image")) == 1
     store.close()
 
 
@@ -118,7 +118,7 @@ def test_an_image_budget_stops_the_run_cleanly(server: ImageServer, tmp_path: Pa
     assert "stopped by budget images=2" in out, out
     assert len(server.image_requests) == 2 and len(_trials(run)) == 2
     store = RunStore.open(run)
-    assert store.result("final")["stopped_by"] == "images=2" and store.result("t2i_usage")["images"] == 2
+    assert store.result("final")["stopped_by"] == "images=2" and store.result("usage")["images"] == 2
     store.close()
     code, out, _ = _run(["resume", str(run)], capsys)
     assert code == 0 and "already finished" in out and len(server.image_requests) == 2
@@ -182,7 +182,7 @@ def test_a_cost_budget_counts_images_judge_and_llm(server: ImageServer, tmp_path
     assert len(server.image_requests) == images
     assert len(server.requests) - len(server.judge_requests) == llm_calls
     store = RunStore.open(run)
-    assert store.result("t2i_usage")["image_cost_usd"] == pytest.approx(0.01 * images)
+    assert store.result("usage")["cost_by_kind"]["image"] == pytest.approx(0.01 * images)
     store.close()
 
 

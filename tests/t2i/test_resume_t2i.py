@@ -59,6 +59,6 @@ def test_sigkill_then_resume_generates_nothing_twice(server: ImageServer, refere
     assert store.finished and len(stored) == 7 and len({st.key for st in stored}) == 7
     complete = [st.trial for st in stored if st.trial.state.value == "complete"]
     assert {t.template for t in complete} == set(generated)
-    judged = [e for e in store.exchanges() if e.model.startswith("judge:") and e.reply]
+    judged = [c for c in store.calls("judge") if c.response is not None]
     assert len(judged) == len(complete) + 1  # each image judged once, plus the first look at the reference
     store.close()

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from promptclimb.bench.grid import Cell, GridSpec, cell_config
-from promptclimb.candidate import TrialState
+from promptclimb.evaluation import budget_curve
 from promptclimb.llm.base import EndpointDown
 from promptclimb.run import build_parts, make_study
 from promptclimb.store import STORE_FILE, RunStore
@@ -57,32 +57,6 @@ def run_cell(spec_json: str, cell_json: str, out: str) -> dict[str, Any]:
         store.set_result("curve", budget_curve(store, parts.scorer))
     store.close()
     return {"cell": cell.id, "status": status, "seconds": round(time.time() - started, 2), "warnings": warnings}
-
-
-def budget_curve(store: RunStore, scorer: Any = None) -> list[dict[str, Any]]:
-    """Best train score so far against scorer queries and LLM tokens, with the test accuracy of
-    that best-so-far template scored after the run (post hoc: never used to choose; skipped
-    without a scorer)."""
-    exchanges = {e.id: e for e in store.exchanges()}
-    tokens_by_id, total = {}, 0
-    for e in sorted(exchanges.values(), key=lambda e: e.id):
-        total += e.prompt_tokens + e.completion_tokens
-        tokens_by_id[e.id] = total
-    points: list[dict[str, Any]] = []
-    queries, tokens, best, best_template = 0, 0, None, None
-    test_cache: dict[str, float | None] = {}
-    for t in store.trials():
-        queries += int(t.metrics.get("queries", 0))
-        if t.exchange_id is not None:
-            tokens = max(tokens, tokens_by_id.get(t.exchange_id, tokens))
-        if t.state is TrialState.COMPLETE and t.train_score is not None and (best is None or t.train_score > best):
-            best, best_template = t.train_score, t.template
-            if best_template not in test_cache:
-                test_cache[best_template or ""] = (scorer.score(best_template, "test").value
-                                                   if scorer is not None and "test" in scorer.splits() else None)
-        points.append({"queries": queries, "tokens": tokens, "best_train": best,
-                       "best_test": test_cache.get(best_template or ""), "template": best_template})
-    return points
 
 
 class Executor(Protocol):

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from promptclimb.llm.base import ChatReply, ChatRequest, LLMConfigError, LLMError, LLMReplyError, RetryableLLMError
-from promptclimb.llm.retry import RetryPolicy
+from promptclimb.llm.retry import RetryPolicy, retry_after
 
 RETRYABLE_STATUS = {408, 409, 429, 500, 502, 503, 504}
 
@@ -105,7 +105,7 @@ class OpenAICompatLLM:
             raw = self.client.chat.completions.with_raw_response.create(**kwargs)
             out = raw.parse()
         except openai.RateLimitError as err:
-            raise RetryableLLMError(f"{name} answered 429 (rate limited)", _retry_after(err)) from None
+            raise RetryableLLMError(f"{name} answered 429 (rate limited)", retry_after(err)) from None
         except openai.APITimeoutError:
             raise RetryableLLMError(f"{name} timed out after {self.timeout:g}s") from None
         except openai.APIConnectionError as err:
@@ -117,7 +117,7 @@ class OpenAICompatLLM:
                                  "llm_options.base_url") from None
         except openai.APIStatusError as err:
             if err.status_code in RETRYABLE_STATUS:
-                raise RetryableLLMError(f"{name} answered {err.status_code}", _retry_after(err)) from None
+                raise RetryableLLMError(f"{name} answered {err.status_code}", retry_after(err)) from None
             raise LLMError(f"{name} answered {err.status_code}: {str(err.message)[:200]}") from None
         except (json.JSONDecodeError, openai.APIResponseValidationError, ValueError) as err:
             raise RetryableLLMError(f"{name} sent a malformed reply ({type(err).__name__})") from None
@@ -150,15 +150,6 @@ def _texts(out: Any, response: Any, name: str) -> tuple[tuple[str, ...], list[An
     if all(c.message.content is None for c in choices):
         raise RetryableLLMError(f"a reply with content null ({where})")
     return tuple(c.message.content or "" for c in choices), choices
-
-
-def _retry_after(err: Any) -> float | None:
-    response = getattr(err, "response", None)
-    value = response.headers.get("retry-after") if response is not None else None
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
 
 
 OPTIONS = {"base_url", "api_key_env", "temperature", "max_tokens", "timeout", "max_retries", "max_concurrency",

@@ -7,9 +7,15 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from functools import cache
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from promptclimb.chat import ChatReply
+    from promptclimb.llm.base import ChatLLM
 
 
 @cache
@@ -36,3 +42,11 @@ def estimate_cost(model: str, prompt_tokens: int, completion_tokens: int) -> flo
         return None
     p_in, p_out = prices[name]
     return (prompt_tokens * p_in + completion_tokens * p_out) / 1e6
+
+
+def reply_cost_fn(llm: ChatLLM | None) -> Callable[[ChatReply], float | None] | None:
+    """What each reply of ``llm`` costs, by its model name ("openai:gpt-4o-mini" -> gpt-4o-mini)."""
+    if llm is None:
+        return None
+    model = llm.name.partition(":")[2] or llm.name
+    return lambda reply: estimate_cost(model, reply.prompt_tokens, reply.completion_tokens)

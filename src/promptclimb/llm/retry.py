@@ -9,7 +9,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from promptclimb.llm.base import RetryableLLMError
 
@@ -47,3 +47,13 @@ class RetryPolicy:
                     self.sleep(wait)
         assert last is not None
         raise type(last)(f"{last} (gave up after {self.max_attempts} attempts)", last.retry_after)
+
+
+def retry_after(err: Any) -> float | None:
+    """The seconds an HTTP error's Retry-After header asks for (an SDK error with a ``response``), or None."""
+    response = getattr(err, "response", None)
+    value = response.headers.get("retry-after") if response is not None else None
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None

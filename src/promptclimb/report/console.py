@@ -3,7 +3,7 @@ the tables of `promptclimb show`."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 from rich.console import Console
 from rich.markup import escape
@@ -11,10 +11,19 @@ from rich.table import Table
 
 from promptclimb.candidate import Trial, TrialState
 from promptclimb.proposers.base import format_score
-from promptclimb.study import Study
-from promptclimb.summary import best_trials
+from promptclimb.selection import BestTrainSelector
 
 _STATE_STYLE = {TrialState.COMPLETE: "green", TrialState.FAILED: "red", TrialState.DUPLICATE: "yellow"}
+
+
+class Metered(Protocol):
+    """What the progress line reads of a run: its usage and budget (a Study)."""
+
+    @property
+    def usage(self) -> Any: ...
+
+    @property
+    def budget(self) -> Any: ...
 
 
 class ConsoleProgress:
@@ -24,7 +33,7 @@ class ConsoleProgress:
         self.console = console
         self.best: float | None = None
 
-    def __call__(self, study: Study, trial: Trial) -> None:
+    def __call__(self, study: Metered, trial: Trial) -> None:
         if trial.state is TrialState.COMPLETE and trial.train_score is not None:
             self.best = max(self.best or 0.0, trial.train_score)
         u, b = study.usage, study.budget
@@ -46,7 +55,7 @@ def best_table(trials: list[Trial], k: int = 10) -> Table:
     table = Table(title="Best templates (train score; ties: val, margin, earlier)")
     for col in ("#", "template", "train", "val", "test"):
         table.add_column(col, justify="left" if col == "template" else "right")
-    for t in best_trials(trials, k):
+    for t in BestTrainSelector().select(trials)[:k]:
         table.add_row(str(t.number), escape(t.template or ""), format_score(t.train_score),
                       format_score(t.val_score), format_score(t.test_score))
     return table

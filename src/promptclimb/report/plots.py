@@ -6,7 +6,6 @@ Panels without data are left out."""
 from __future__ import annotations
 
 import warnings
-from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -93,28 +92,3 @@ def plot_curves(curves: dict[str, list[list[dict[str, Any]]]], path: Path, title
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
-
-
-def grid_curves(spec: Any, out: Path) -> list[Path]:
-    """One PNG per data set (x shots x scorer) of a benchmark grid."""
-    from promptclimb.bench.grid import cells
-    from promptclimb.bench.runner import cell_dir
-    from promptclimb.store import STORE_FILE, RunStore
-
-    groups: dict[str, dict[str, list[list[dict[str, Any]]]]] = defaultdict(lambda: defaultdict(list))
-    for cell in cells(spec):
-        d = cell_dir(out, cell)
-        if not (d / STORE_FILE).exists():
-            continue
-        store = RunStore.open(d)
-        curve = store.result("curve")
-        store.close()
-        if curve:
-            groups[f"{cell.task}_{cell.shots}shot_{cell.scorer}"][cell.method].append(curve)
-    paths = []
-    for name, curves in groups.items():
-        safe = "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in name)
-        path = plot_curves(curves, out / f"curve_{safe}.png", name)
-        if path is not None:
-            paths.append(path)
-    return paths

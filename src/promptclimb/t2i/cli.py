@@ -1,19 +1,19 @@
 """The text-to-image commands: `promptclimb generate "INTENT"`, `promptclimb invert IMAGE` and
-`promptclimb personalize RUN "EDIT"`; `promptclimb resume DIR` continues their runs too (the run's
-stored config says its kind). Errors a user can fix end as one line and exit status 2."""
+`promptclimb personalize RUN "EDIT"`, and how `promptclimb resume DIR` continues their runs (the
+text-to-image kind, t2i/kind.py, offers them to the CLI). Errors a user can fix end as one line and exit status 2."""
 
 from __future__ import annotations
 
 import argparse
-import json
 import re
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
-from promptclimb.config import ConfigError
+from promptclimb.config import ConfigError, apply_sets
+from promptclimb.kinds import print_result
+from promptclimb.t2i.kind import KIND
 
 INHERITED = ("generator", "judge", "scorer", "scorer_options", "llm", "llm_options", "method", "method_options",
              "objective", "seed")
@@ -58,21 +58,7 @@ def _overrides(args: argparse.Namespace, **task: Any) -> dict[str, Any]:
         "budget": {k: v for k, v in budget.items() if v is not None} or None,
         "method_options": {"iterations": args.iterations} if args.iterations is not None else None,
     }
-    for item in args.set:
-        key, sep, raw = item.partition("=")
-        if not sep:
-            raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. generator.size=\"512x512\"")
-        try:
-            value: Any = json.loads(raw)
-        except json.JSONDecodeError:
-            value = raw
-        *parents, leaf = key.split(".")
-        node = out
-        for part in parents:
-            if not isinstance(node.get(part), dict):
-                node[part] = {}
-            node = node[part]
-        node[leaf] = value
+    apply_sets(out, args.set, example='generator.size="512x512"')
     return out
 
 
@@ -105,7 +91,7 @@ def _start(args: argparse.Namespace, console: Console, kind: str, words: str, im
     console.print(f"[bold]promptclimb[/] {config.task} · generator {config.generator.backend}:"
                   f"{config.generator.model} · judge {config.judge.backend}:{config.judge.model} · "
                   f"method {config.method} · similarity {config.scorer} → {out}", highlight=False)
-    return print_result(console, out, start_run(config, out, [ConsoleProgress(console)], reference=image))
+    return print_result(console, KIND, out, start_run(config, out, [ConsoleProgress(console)], reference=image))
 
 
 def cmd_generate(args: argparse.Namespace, console: Console) -> int:
@@ -129,47 +115,20 @@ def cmd_personalize(args: argparse.Namespace, console: Console) -> int:
                   edit=args.edit, source_run=str(Path(args.run).resolve()), source_prompt=source.prompt)
 
 
-def cmd_resume(args: argparse.Namespace, console: Console) -> int:
+def cmd_resume(args: argparse.Namespace, console: Console, n: int) -> int:
     from promptclimb.report.console import ConsoleProgress
-    from promptclimb.store import RunStore
     from promptclimb.t2i.run import resume_run
 
     if getattr(args, "replay_only", None):
         raise ConfigError("--replay-only is for classification runs; a text-to-image run replays its store anyway")
     out = Path(args.dir)
-    store = RunStore.open(out)
-    done, n = store.finished, len(store.trials())
-    store.close()
-    if done:
-        console.print(f"{out} is already finished ({n} prompts tried); see `promptclimb report {out}`")
-        return 0
     console.print(f"resuming {out}: {n} prompts recorded; replaying them without generating again")
     changes = {"n_jobs": args.n_jobs} if getattr(args, "n_jobs", None) else {}
-    return print_result(console, out, resume_run(out, [ConsoleProgress(console)], **changes))
+    return print_result(console, KIND, out, resume_run(out, [ConsoleProgress(console)], **changes))
 
 
-def print_result(console: Console, out: Path, result: Any) -> int:
-    import sys
-
-    for warning in result.warnings:
-        print(f"promptclimb: warning: {warning}", file=sys.stderr)
-    if result.best is None:
-        console.print("[red]no prompt produced a usable image[/]; see `promptclimb show` for why")
-        return 1
-    best = result.best
-    images = ", ".join(str(out / p) for p in best.metrics.get("images", []))
-    stop = f" (stopped by budget {result.stopped_by})" if result.stopped_by else ""
-    console.print(f"[bold green]best prompt[/] {best.template!r}: similarity "
-                  f"{best.metrics.get('similarity', 0):.3f}, judge {best.metrics.get('judge_score')}/10{stop}",
-                  highlight=False)
-    console.print(f"image: {images}", highlight=False)
-    console.print(f"report: promptclimb report {out}   edit it: promptclimb personalize {out} \"EDIT\"",
-                  highlight=False)
-    return 0
-
-
-def add_commands(sub: Any, resumers: dict[str, Callable[[argparse.Namespace, Console], int]] | None = None) -> None:
-    """Add generate, invert and personalize to the `promptclimb` parser; register how their runs resume."""
+def add_commands(sub: Any) -> None:
+    """Add generate, invert and personalize to the `promptclimb` parser."""
     p = sub.add_parser("generate", help="text-to-image: find a prompt whose image shows INTENT")
     p.add_argument("intent", help='what the image should show, in words, e.g. "a fox reading under a lamp"')
     _add_flags(p)
@@ -183,7 +142,3 @@ def add_commands(sub: Any, resumers: dict[str, Callable[[argparse.Namespace, Con
     p.add_argument("edit", help='the change, e.g. "make the dog swim"')
     _add_flags(p)
     p.set_defaults(func=cmd_personalize)
-    if resumers is not None:
-        from promptclimb.t2i.config import KINDS
-
-        resumers.update(dict.fromkeys(KINDS, cmd_resume))

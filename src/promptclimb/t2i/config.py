@@ -4,21 +4,26 @@ Keys are named, never stored: only the names of the environment variables that h
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from promptclimb.config import ConfigError, default_cache_dir, describe_validation_error, load_config_file
+from promptclimb.config import ConfigError, default_cache_dir, describe_validation_error, load_config_file, merge
 
 Kind = Literal["generate", "invert", "personalize"]
 KINDS: tuple[str, ...] = ("generate", "invert", "personalize")
+WITH_REFERENCE = ("invert", "personalize")  # the tasks that start from an image (RUN/reference.png)
 
 NO_GENERATOR = ("no image generator configured: pass --generator openai:dall-e-3 (needs OPENAI_API_KEY) or "
                 "--generator openai:MODEL --set generator.base_url=... or install diffusers and pass "
                 "--generator diffusers:MODEL")
 NO_JUDGE = ("no judge configured: pass --judge openai:MODEL, a chat model that takes images (e.g. gpt-4o), "
             "with --set judge.base_url=... for your endpoint")
+
+NO_LLM = ("no prompt-writing LLM: pass --llm openai:MODEL, or --method judge to use the judge's own revisions "
+          "(it needs no LLM)")
 
 
 class NoGeneratorError(ConfigError):
@@ -101,16 +106,6 @@ def _spec(value: str) -> dict[str, str]:
     return {"backend": backend, "model": model}
 
 
-def merge(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
-    """Command-line values over file values (None = not given); nested dicts are merged."""
-    out = dict(data)
-    for key, value in overrides.items():
-        if value is None:
-            continue
-        out[key] = merge(out.get(key) or {}, value) if isinstance(value, dict) else value
-    return out
-
-
 def _normalise(data: dict[str, Any]) -> dict[str, Any]:
     """``generator = "openai:dall-e-3"`` (a spec) as ``{backend, model}``."""
     return {k: _spec(v) if k in ("generator", "judge") and isinstance(v, str) else v for k, v in data.items()}
@@ -149,13 +144,10 @@ def with_defaults(config: T2IConfig, endpoint: str | None = None, api_key_env: s
     if judge.backend == "openai" and not judge.model:
         raise ConfigError(NO_JUDGE)
     llm, llm_options = config.llm, dict(config.llm_options)
-    if llm is None:
-        if judge.backend != "openai":
-            raise ConfigError("no prompt-writing LLM: pass --llm openai:MODEL, or --method judge to use the "
-                              "judge's own revisions")
+    if llm is None and judge.backend == "openai":  # else none: only a method that asks an LLM needs one
         llm = f"openai:{judge.model}"
         llm_options = {"base_url": judge.base_url, "api_key_env": judge.api_key_env, **llm_options}
-    elif llm.startswith("openai:"):
+    elif llm is not None and llm.startswith("openai:"):
         if endpoint:
             llm_options.setdefault("base_url", endpoint)
         if api_key_env is not None:
@@ -166,12 +158,16 @@ def with_defaults(config: T2IConfig, endpoint: str | None = None, api_key_env: s
                                      "task": config.task or describe_task(config)})
 
 
+# One line saying what a run of each task does (for reports).
+DESCRIBE: dict[str, Callable[[T2IConfig], str]] = {
+    "generate": lambda c: f'generate "{c.intent}"',
+    "invert": lambda c: f"invert {Path(c.reference or '').name}",
+    "personalize": lambda c: f'personalize {Path(c.source_run or "").name}: "{c.edit}"',
+}
+
+
 def describe_task(config: T2IConfig) -> str:
-    if config.kind == "generate":
-        return f'generate "{config.intent}"'
-    if config.kind == "invert":
-        return f"invert {Path(config.reference or '').name}"
-    return f'personalize {Path(config.source_run or "").name}: "{config.edit}"'
+    return DESCRIBE[config.kind](config)
 
 
 def load_stored(stored: dict[str, Any], where: Path) -> T2IConfig:

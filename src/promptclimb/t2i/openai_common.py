@@ -11,8 +11,8 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from promptclimb.llm.base import LLMConfigError, LLMError, RetryableLLMError
-from promptclimb.llm.openai_compat import RETRYABLE_STATUS, OpenAICompatLLM, _retry_after
-from promptclimb.llm.retry import RetryPolicy
+from promptclimb.llm.openai_compat import RETRYABLE_STATUS, OpenAICompatLLM
+from promptclimb.llm.retry import RetryPolicy, retry_after
 from promptclimb.t2i.base import GenerationRefused
 
 T = TypeVar("T")
@@ -65,7 +65,7 @@ def translate(fn: Callable[[], T], name: str, part: str) -> T:
     try:
         return fn()
     except openai.RateLimitError as err:
-        raise RetryableLLMError(f"rate limited by {name}", _retry_after(err)) from None
+        raise RetryableLLMError(f"rate limited by {name}", retry_after(err)) from None
     except openai.APITimeoutError:
         raise RetryableLLMError(f"{name} timed out") from None
     except openai.APIConnectionError as err:
@@ -80,7 +80,7 @@ def translate(fn: Callable[[], T], name: str, part: str) -> T:
             raise GenerationRefused(f"{name} refused the prompt (content policy): {str(err.message)[:200]}") \
                 from None
         if err.status_code in RETRYABLE_STATUS:
-            raise RetryableLLMError(f"{name} answered {err.status_code}", _retry_after(err)) from None
+            raise RetryableLLMError(f"{name} answered {err.status_code}", retry_after(err)) from None
         raise LLMError(f"{name} answered {err.status_code}: {str(err.message)[:200]}") from None
     except (json.JSONDecodeError, openai.APIResponseValidationError, ValueError) as err:
         raise RetryableLLMError(f"{name} sent a malformed reply ({type(err).__name__})") from None

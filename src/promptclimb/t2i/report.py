@@ -13,7 +13,6 @@ from typing import Any
 from promptclimb.candidate import Trial, TrialState
 from promptclimb.store import RunStore
 from promptclimb.t2i.images import REFERENCE_FILE, thumbnail_data_url
-from promptclimb.t2i.scorer import IMAGE, JUDGE, Meter
 
 CSS = """<style>.t2i img{width:160px;height:auto;border:1px solid #ccc;margin:1px;image-rendering:pixelated}
 .t2i td{max-width:360px}.t2i .aspects{font-size:12px;color:#555;margin:0;padding-left:1.2em}
@@ -77,13 +76,15 @@ def _rows(store: RunStore, run_dir: Path, reference: str) -> str:
 
 
 def _cost(store: RunStore) -> str:
-    m = Meter.from_store(store)
-    llm = [e for e in store.exchanges() if not e.model.startswith((IMAGE, JUDGE))]
-    rows = [("images generated", str(m.images)), ("image calls (refused)", f"{m.image_calls} ({m.refusals})"),
-            ("image cost (USD, estimated)", f"{m.image_cost_usd:.4f}"), ("judge calls", str(m.judge_calls)),
-            ("judge tokens", str(m.judge_tokens)), ("judge cost (USD, estimated)", f"{m.judge_cost_usd:.4f}"),
+    images, judge, llm = (store.calls(kind) for kind in ("image", "judge", "llm"))
+    refusals = sum("refused the prompt" in (c.error or "") for c in images)
+    rows = [("images generated", str(sum(c.units for c in images))),
+            ("image calls (refused)", f"{len(images)} ({refusals})"),
+            ("image cost (USD, estimated)", f"{sum(c.cost_usd or 0 for c in images):.4f}"),
+            ("judge calls", str(len(judge))), ("judge tokens", str(sum(c.tokens for c in judge))),
+            ("judge cost (USD, estimated)", f"{sum(c.cost_usd or 0 for c in judge):.4f}"),
             ("prompt-writing LLM calls", str(len(llm))),
-            ("LLM cost (USD, estimated)", f"{sum(e.cost_usd or 0 for e in llm):.4f}")]
+            ("LLM cost (USD, estimated)", f"{sum(c.cost_usd or 0 for c in llm):.4f}")]
     return "<table>" + "".join(f"<tr><td>{a}</td><td>{b}</td></tr>" for a, b in rows) + "</table>"
 
 

@@ -14,16 +14,17 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from promptclimb.calls import Budget, Meter, RecordedCalls
 from promptclimb.config import ConfigError, describe_validation_error
 from promptclimb.llm import build_llm
 from promptclimb.llm.base import ChatLLM, LLMReplyError
-from promptclimb.llm.cache import LLMCache
-from promptclimb.run import _cost_fn
+from promptclimb.llm.cache import CachedLLM, LLMCache
+from promptclimb.llm.pricing import reply_cost_fn
 from promptclimb.store import RunStore
-from promptclimb.study import Budget, Callback, Study, StudyResult
+from promptclimb.study import Callback, Study, StudyResult
 from promptclimb.t2i import GENERATORS, JUDGES, SIMILARITIES, T2I_METHODS
 from promptclimb.t2i.base import T2ITask
-from promptclimb.t2i.config import KINDS, T2IConfig, load_stored
+from promptclimb.t2i.config import KINDS, NO_LLM, WITH_REFERENCE, T2IConfig, load_stored
 from promptclimb.t2i.images import REFERENCE_FILE, copy_reference, open_image
 from promptclimb.t2i.judges import render
 from promptclimb.t2i.proposer import parse_prompt
@@ -51,7 +52,7 @@ def _check(part: Any) -> None:
 def build_parts(config: T2IConfig) -> T2IParts:
     """Every part, each endpoint checked, or one clear error before any work is done."""
     c = config
-    task = T2ITask(c.kind, c.intent, c.edit, c.source_prompt, None if c.kind == "generate" else REFERENCE_FILE)
+    task = T2ITask(c.kind, c.intent, c.edit, c.source_prompt, REFERENCE_FILE if c.kind in WITH_REFERENCE else None)
     try:
         proposer = T2I_METHODS.create(c.method, options=dict(c.method_options), task=task)
     except ValidationError as err:
@@ -59,6 +60,8 @@ def build_parts(config: T2IConfig) -> T2IParts:
     generator = GENERATORS.create(f"{c.generator.backend}:{c.generator.model}", config=c.generator)
     judge = JUDGES.create(f"{c.judge.backend}:{c.judge.model}", config=c.judge)
     similarity = SIMILARITIES.create(c.scorer, options=dict(c.scorer_options))
+    if proposer.uses_llm and not c.llm:
+        raise ConfigError(NO_LLM)
     llm = build_llm(c.llm or "", options=c.llm_options) if proposer.uses_llm else None
     for part in (generator, judge, llm, similarity):
         _check(part)
@@ -82,20 +85,19 @@ START: dict[str, Callable[[T2IScorer, T2ITask], tuple[str, ...]]] = {
 
 
 def _run(parts: T2IParts, store: RunStore, out: Path, callbacks: Sequence[Callback]) -> StudyResult:
-    c = parts.config
+    c, b = parts.config, parts.config.budget
     try:
-        scorer = T2IScorer(run_dir=out, store=store, task=parts.task, generator=parts.generator, judge=parts.judge,
-                           similarity=parts.similarity, objective=c.objective, seed=c.seed, budget=c.budget,
-                           n_images=c.generator.n)
-        parts.proposer.task = replace(parts.task, start_prompts=START[c.kind](scorer, parts.task))
+        calls = RecordedCalls(store, Meter(Budget(scorer_queries=b.trials, llm_calls=b.llm_calls,
+                                                  llm_tokens=b.llm_tokens, cost_usd=b.cost_usd, images=b.images)))
+        scorer = T2IScorer(run_dir=out, calls=calls, task=parts.task, generator=parts.generator, judge=parts.judge,
+                           similarity=parts.similarity, objective=c.objective, seed=c.seed, n_images=c.generator.n)
+        task = replace(parts.task, start_prompts=START[c.kind](scorer, parts.task))
+        proposer = T2I_METHODS.create(c.method, options=dict(c.method_options), task=task)
         cache = LLMCache(Path(c.cache_dir).expanduser() / "llm_cache.sqlite") if c.llm_cache else None
-        b = c.budget
-        study = Study(store=store, proposer=parts.proposer, scorer=scorer,
-                      task=TaskInfo(f"t2i-{c.kind}", c.task, ()), llm=parts.llm, seed=c.seed,
-                      budget=Budget(scorer_queries=b.trials, llm_calls=b.llm_calls, llm_tokens=b.llm_tokens,
-                                    cost_usd=b.cost_usd),
-                      callbacks=callbacks, llm_cache=cache, cost_fn=_cost_fn(parts.llm), evaluate_test=False)
-        scorer.other_cost = lambda: study.usage.cost_usd
+        llm = CachedLLM(parts.llm, cache) if parts.llm is not None else None
+        study = Study(store=store, proposer=proposer, scorer=scorer, task=TaskInfo(f"t2i-{c.kind}", c.task, ()),
+                      llm=llm, seed=c.seed, calls=calls, callbacks=callbacks,
+                      cost_fn=reply_cost_fn(parts.llm))
         return study.optimize(n_jobs=c.n_jobs)
     finally:
         with contextlib.suppress(Exception):

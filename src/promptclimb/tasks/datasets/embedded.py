@@ -1,4 +1,5 @@
-"""Labelled images that install by themselves on an offline machine (see OFFLINE.md):
+"""Labelled images that install by themselves on an offline machine (from Debian or PyPI, no download
+URL; none of the CoOp data sets, CIFAR, STL-10 or Imagenette installs that way):
 
 - ``tuxpaint``: Tux Paint stamp photos and drawings (Debian tuxpaint-stamps-default), the ten
   stamp categories with at least 20 images; 40% of each class is the fixed test split.

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from promptclimb.cli import main
-from promptclimb.report.html import write_run_report
+from promptclimb.run_report import write_run_report
 from promptclimb.store import StoreError
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
