@@ -136,7 +136,7 @@ class StudyAdapter:
         outcome = self._outcome(trial)
         scores = [outcome[i] if i < len(outcome) else 0.0 for i in batch]
         self.calls.append((text, list(batch), scores))
-        cost = int(trial.metrics.get("queries", 0)) if trial.state is TrialState.COMPLETE else 0
+        cost = int(trial.metrics.get("queries", 0))  # our meter: 1 (2 with val) if scored now, else 0
         self.queries += cost
         traces = [{"index": i, "trial": trial.number, "correct": s} for i, s in zip(batch, scores, strict=True)]
         return EvaluationBatch(outputs=[s for s in scores], scores=scores,
