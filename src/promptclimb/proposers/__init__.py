@@ -42,7 +42,7 @@ METHODS: Registry[Proposer] = Registry(
         "iterative_ape": "baseline: APE in rounds, from the current best",
         "opro": "baseline: OPRO, scored history best last, one request a step",
         "evolve": "peer: ProAPO-style evolutionary search over template phrases (one LLM request)",
-        "gepa": "peer: GEPA (the gepa package, extra [gepa]) with class-level reflective feedback",
+        "gepa": "peer: GEPA (the gepa package: pip install promptclimb with the gepa extra) with class-level feedback",
     },
 )
 
