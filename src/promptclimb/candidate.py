@@ -180,6 +180,9 @@ class Score:
     per_class: Mapping[str, float] | None = None
     # Per-item outcomes (1/0 correctness, or margins) for selection rules that resample items.
     per_item: tuple[float, ...] | None = None
+    # Per-image true and predicted class indices, where the scorer knows them (class feedback).
+    labels: tuple[int, ...] | None = None
+    predictions: tuple[int, ...] | None = None
 
 
 class TrialState(StrEnum):

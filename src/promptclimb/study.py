@@ -234,6 +234,8 @@ class Study:
             metrics.update(score.metrics)
             if score.per_item is not None and len(score.per_item) <= 20000:
                 metrics["per_item"] = _pack(score.per_item)
+            if score.predictions is not None and score.labels is not None and len(score.labels) <= 20000:
+                metrics["labels"], metrics["predictions"] = list(score.labels), list(score.predictions)
         if duplicate_of is not None:
             state, train, val_v = TrialState.DUPLICATE, duplicate_of.train_score, duplicate_of.val_score
         elif score is not None:

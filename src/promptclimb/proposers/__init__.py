@@ -1,4 +1,5 @@
-"""Methods by name: the paper's hill climber, its ablations and the baselines it must beat.
+"""Methods by name: the paper's hill climber, its ablations, the baselines it must beat and its
+peers (GEPA, a ProAPO-style evolutionary search).
 A method factory is ``build(arg, *, options) -> Proposer``."""
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ METHODS: Registry[Proposer] = Registry(
         "ape": f"{_BL}:build_ape",
         "iterative_ape": f"{_BL}:build_iterative_ape",
         "opro": f"{_BL}:build_opro",
+        "evolve": "promptclimb.proposers.evolve:build",
+        "gepa": "promptclimb.proposers.gepa_adapter:build",
     },
     help={
         "hill_climb": "conversational hill climbing with positive and negative examples (the paper)",
@@ -38,6 +41,8 @@ METHODS: Registry[Proposer] = Registry(
         "ape": "baseline: APE, paraphrase the best pool templates",
         "iterative_ape": "baseline: APE in rounds, from the current best",
         "opro": "baseline: OPRO, scored history best last, one request a step",
+        "evolve": "peer: ProAPO-style evolutionary search over template phrases (one LLM request)",
+        "gepa": "peer: GEPA (the gepa package: pip install promptclimb with the gepa extra) with class-level feedback",
     },
 )
 

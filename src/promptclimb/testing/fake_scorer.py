@@ -4,11 +4,15 @@ Each split has ``n_items`` pseudo-images; whether the template "gets" image i ri
 (template, split, i), with a mild preference for templates that name a photo, so scores differ,
 tie at coarse steps like real few-shot accuracy, and are stable across runs and machines.
 ``fake:NAME`` is another fake backbone: the same hashes salted with NAME (transfer tests).
+Image i belongs to class ``i % n_classes``; a wrong image is "taken for" a hashed other class, and
+a hashed true-class probability gives a cross-entropy, so class feedback and fitness terms that
+need them run too.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -31,13 +35,14 @@ class FakeScorer:
     description = "fake: a deterministic hash of the template text (for tests; not a VLM)"
 
     def __init__(self, n_items: int = 40, delay_s: float = 0.0, fail_on: Sequence[str] = (),
-                 log_path: Path | None = None, salt: str = ""):
+                 log_path: Path | None = None, salt: str = "", n_classes: int = 8):
         self.name = f"fake:{salt}" if salt else "fake"
         self.salt = salt
         self.n_items = n_items
         self.delay_s = delay_s
         self.fail_on = tuple(fail_on)
         self.log_path = log_path  # every scoring appended here: lets tests see across processes
+        self.n_classes = max(1, n_classes)
         self.calls: list[tuple[str, str]] = []
 
     def splits(self) -> tuple[str, ...]:
@@ -60,8 +65,17 @@ class FakeScorer:
             for i in range(self.n_items)
         )
         value = sum(items) / len(items)
-        return Score(value, {"mean_margin": round(value - 0.5 + 0.01 * _unit(template), 6)},
-                     per_item=items)
+        k = self.n_classes
+        labels = tuple(i % k for i in range(self.n_items))
+        wrong = [(lab + 1 + int(_unit(*salt, template, split, i, "as") * (k - 1))) % k
+                 for i, lab in enumerate(labels)]
+        preds = tuple(lab if ok or k == 1 else w for lab, ok, w in zip(labels, items, wrong, strict=True))
+        p_true = [0.5 + 0.5 * _unit(*salt, template, i, "p") if ok else 0.05 + 0.45 * _unit(*salt, template, i, "p")
+                  for i, ok in enumerate(items)]
+        cross_entropy = round(-sum(math.log(p) for p in p_true) / len(p_true), 6)
+        return Score(value, {"mean_margin": round(value - 0.5 + 0.01 * _unit(template), 6),
+                             "cross_entropy": cross_entropy},
+                     per_item=items, labels=labels, predictions=preds)
 
     def score_ensemble(self, templates: Sequence[str], split: str = "train") -> Score:
         scores = [self.score(t, split) for t in templates]
@@ -70,8 +84,11 @@ class FakeScorer:
 
 def build(arg: str, *, task: Any = None, cache_dir: Path | None = None,
           options: Mapping[str, Any] | None = None) -> FakeScorer:
-    del task, cache_dir
+    del cache_dir
     opts = dict(options or {})
     log = opts.get("log_path")
+    info = getattr(task, "info", None)
+    n_classes = len(info.class_names) if info is not None and info.class_names else 8
     return FakeScorer(int(opts.get("n_items", 40)), float(opts.get("delay_s", 0.0)),
-                      tuple(opts.get("fail_on", ())), Path(log) if log else None, salt=arg)
+                      tuple(opts.get("fail_on", ())), Path(log) if log else None, salt=arg,
+                      n_classes=int(opts.get("n_classes", n_classes)))

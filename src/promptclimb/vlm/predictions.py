@@ -160,7 +160,7 @@ class PredictionScorer:
         correct = (pred == labels).astype(np.float64)
         per_class = {n: float(correct[labels == c].mean()) for c, n in enumerate(names) if (labels == c).any()}
         score = Score(float(correct.mean()), {"unknown_predictions": float(unknown)}, per_class,
-                      tuple(correct.tolist()))
+                      tuple(correct.tolist()), tuple(int(v) for v in labels), tuple(int(v) for v in pred))
         with self._lock:
             self._cache[(template, split)] = score
         return score

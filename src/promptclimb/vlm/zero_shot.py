@@ -59,6 +59,7 @@ def accuracy_score(image_features: np.ndarray, labels: np.ndarray, weights: np.n
     correct = (pred == labels).astype(np.float64)
     n = len(labels)
     true = logits[np.arange(n), labels]
+    cross_entropy = _cross_entropy(logits, labels) if n else 0.0
     if logits.shape[1] > 1:
         logits[np.arange(n), labels] = -np.inf  # in place: logits is ours and pred is already taken
         margin = true - logits.max(axis=1)
@@ -67,8 +68,21 @@ def accuracy_score(image_features: np.ndarray, labels: np.ndarray, weights: np.n
     counts = np.bincount(labels.astype(np.int64), minlength=len(class_names))
     hits = np.bincount(labels.astype(np.int64), weights=correct, minlength=len(class_names))
     per_class = {name: float(hits[c] / counts[c]) for c, name in enumerate(class_names) if counts[c]}
-    return Score(float(correct.mean()) if n else 0.0, {"mean_margin": float(margin.mean()) if n else 0.0},
-                 per_class, tuple(correct.tolist()))
+    return Score(float(correct.mean()) if n else 0.0,
+                 {"mean_margin": float(margin.mean()) if n else 0.0, "cross_entropy": cross_entropy},
+                 per_class, tuple(correct.tolist()), tuple(int(v) for v in labels),
+                 tuple(int(v) for v in pred))
+
+
+# CLIP's learned logit scale (100): cross-entropy of softmax(scale * cosine), as ProAPO's fitness uses.
+LOGIT_SCALE = 100.0
+
+
+def _cross_entropy(logits: np.ndarray, labels: np.ndarray) -> float:
+    z = LOGIT_SCALE * logits.astype(np.float64)
+    z -= z.max(axis=1, keepdims=True)
+    log_p = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    return float(-log_p[np.arange(len(labels)), labels].mean())
 
 
 def extraction_options(options: Mapping[str, Any]) -> dict[str, Any]:
