@@ -62,7 +62,7 @@ def test_zero_shot_scores_report_labels_predictions_and_cross_entropy() -> None:
 
 def test_the_study_keeps_each_trials_outcomes_consistent_with_its_correctness(tmp_path: Path) -> None:
     study = Study(store=RunStore.create(tmp_path / "r", {}), proposer=build_method("best_of_pool"),
-                  scorer=FakeScorer(), task=TASK, llm=ScriptedLLM([]), seed=1, evaluate_test=False)
+                  scorer=FakeScorer(), task=TASK, llm=ScriptedLLM([]), seed=1)
     study.optimize()
     for trial in RunStore.open(tmp_path / "r").trials():
         pairs = trial_outcomes(trial.metrics)

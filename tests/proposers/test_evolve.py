@@ -118,8 +118,7 @@ def test_a_resumed_run_rescores_nothing(tmp_path: Path) -> None:
     def study(scorer: FakeScorer, budget: int) -> Study:
         return Study(store=RunStore.open(tmp_path / "r") if (tmp_path / "r").exists() else
                      RunStore.create(tmp_path / "r", {}), proposer=build_method("evolve", {}), scorer=scorer,
-                     task=TASK, llm=ScriptedLLM(_library_reply), seed=3, budget=Budget(scorer_queries=budget),
-                     evaluate_test=False)
+                     task=TASK, llm=ScriptedLLM(_library_reply), seed=3, budget=Budget(scorer_queries=budget))
 
     first = study(FakeScorer(), 35)
     first.optimize()

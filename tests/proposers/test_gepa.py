@@ -123,7 +123,7 @@ def test_a_resumed_run_replays_gepa_and_rescores_nothing(tmp_path: Path) -> None
     def study(out: Path, scorer: FakeScorer, budget: int) -> Study:
         store = RunStore.open(out) if out.exists() else RunStore.create(out, {})
         return Study(store=store, proposer=build_method("gepa", {"max_queries": 10}), scorer=scorer, task=TASK,
-                     llm=ScriptedLLM(_fresh), seed=2, budget=Budget(scorer_queries=budget), evaluate_test=False)
+                     llm=ScriptedLLM(_fresh), seed=2, budget=Budget(scorer_queries=budget))
 
     first = study(tmp_path / "r", FakeScorer(), 25)  # killed by its budget after 5 GEPA queries
     first.optimize()
