@@ -171,8 +171,11 @@ def test_sigkill_mid_run_then_resume_loses_nothing_and_scores_nothing_twice(
 def test_ctrl_c_says_how_to_resume_and_keeps_the_store(tmp_path: Path) -> None:
     run = tmp_path / "run"
     args = [*CORE, *MNK, "--set", "scorer_options.delay_s=0.05", "--cache-dir", str(tmp_path / "cache")]
+    # A test runner started as a background job ignores SIGINT, and so would the child (Python
+    # installs its Ctrl-C handler only where SIGINT is not ignored): give the child the default.
     proc = subprocess.Popen(_cli("optimize", *args, "--out", str(run)), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 120
     while _count_trials(run) < 22 and time.time() < deadline:
         time.sleep(0.02)
