@@ -81,5 +81,17 @@ def test_unpack_items_and_unknown_rule() -> None:
     assert unpack_items("1011").tolist() == [1.0, 0.0, 1.0, 1.0]  # type: ignore[union-attr]
     assert unpack_items([0.5, -0.1]).tolist() == [0.5, -0.1]  # type: ignore[union-attr]
     assert unpack_items(None) is None
-    with pytest.raises(ValueError, match="known: best_train, best_val, bootstrap, margin"):
+    with pytest.raises(ValueError, match="known: best_train, best_train_ce, best_val, bootstrap, margin"):
         build_selector("oracle")
+
+
+def test_cross_entropy_breaks_train_ties_before_val_and_old_trials_rank_last() -> None:
+    def ce(n: int, template: str, train: float, value: float | None, val: float | None = None) -> Trial:
+        metrics = {} if value is None else {"cross_entropy": value}
+        return Trial(number=n, state=TrialState.COMPLETE, template=template, train_score=train,
+                     val_score=val, metrics=metrics)
+
+    trials = [ce(0, "a {}", 0.80, 0.1), ce(1, "b {}", 0.85, 1.2, val=0.9), ce(2, "c {}", 0.85, 0.7),
+              ce(3, "d {}", 0.85, None, val=0.99)]
+    assert [t.number for t in build_selector("best_train_ce").select(trials)] == [2, 1, 3, 0]
+    assert BestTrainSelector().select(trials)[0].number == 3  # the paper's rule goes by val

@@ -11,6 +11,10 @@ that use more of what the scorer measured:
   objective; needs a scorer that exposes similarities, so not for predictions-only scorers).
 - ``bootstrap``: the template most often best when the train images are resampled
   (the same resample for every template: paired), i.e. the one whose lead is least luck.
+- ``best_train_ce``: best train accuracy; ties -> lower train cross-entropy (of softmax over
+  CLIP-scaled cosines, as ProAPO's fitness; the open_clip, hf and conse scorers report it) ->
+  val -> margin -> earlier trial. At 1 shot many templates tie on accuracy; cross-entropy
+  separates them by how confidently right they are. Trials without it rank after those with it.
 """
 
 from __future__ import annotations
@@ -45,6 +49,11 @@ def _margin(t: Trial) -> float:
     return float(t.metrics.get("mean_margin", -1e9))
 
 
+def _cross_entropy(t: Trial) -> float:
+    value = t.metrics.get("cross_entropy")
+    return float(value) if isinstance(value, int | float) else float("inf")
+
+
 def _val(t: Trial) -> float:
     return t.val_score if t.val_score is not None else -1.0
 
@@ -73,6 +82,14 @@ class BestValSelector(_KeySelector):
     @staticmethod
     def key(t: Trial) -> tuple[float, ...]:
         return (-_val(t), -(t.train_score or 0.0), -_margin(t), t.number)
+
+
+class BestTrainCrossEntropySelector(_KeySelector):
+    name = "best_train_ce"
+
+    @staticmethod
+    def key(t: Trial) -> tuple[float, ...]:
+        return (-(t.train_score or 0.0), _cross_entropy(t), -_val(t), -_margin(t), t.number)
 
 
 class MarginSelector(_KeySelector):
@@ -131,6 +148,7 @@ SELECTORS: dict[str, Callable[[], Selector]] = {
     "best_val": BestValSelector,
     "margin": MarginSelector,
     "bootstrap": BootstrapSelector,
+    "best_train_ce": BestTrainCrossEntropySelector,
 }
 
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from proposer_helpers import FRESH, POOL, Run, RunMethod, pct, score, user_text
+import pytest
+from proposer_helpers import FRESH, POOL, TASK, Run, RunMethod, pct, score, user_text
+from pydantic import ValidationError
 
 from promptclimb.candidate import TrialState
+from promptclimb.proposers.class_feedback import class_feedback, trial_outcomes
 
 ONE = {"restarts": 1, "resets": 1, "iterations": 1}
 POSITIVE_HEAD = "Templates that work well, with their accuracy:\n"
@@ -150,3 +153,37 @@ def test_keys_are_deterministic_and_unique(run_method: RunMethod) -> None:
     assert keys == [s.key for s in b.stored] and len(set(keys)) == len(keys)
     assert [r.seed for r in a.requests] == [r.seed for r in b.requests]
     assert len({r.seed for r in a.requests}) == len(a.requests)
+
+
+def test_class_feedback_names_each_templates_worst_classes(run_method: RunMethod) -> None:
+    best = max(score(t) for t in POOL)
+    up = _above(best)
+    run = run_method("hill_climb_classes", {"restarts": 1, "resets": 1, "iterations": 2}, [up, FRESH[1]])
+    names = TASK.class_names
+
+    def lines(template: str) -> str:
+        trial = next(t for t in run.trials() if t.template == template and t.state is TrialState.COMPLETE)
+        outcomes = trial_outcomes(trial.metrics)
+        assert outcomes is not None
+        return class_feedback(*outcomes, names, 3)
+
+    opening, turn = user_text(run.requests[0]), user_text(run.requests[1])
+    top = _pool_best_first(run)[0][0]
+    expected_open = (f'Where the best one, "{top}", goes wrong (class: right of its images, and what the '
+                     f"wrong ones are taken for):\n{lines(top)}\n")
+    assert expected_open in opening
+    assert " of " in lines(top) and "right" in lines(top)  # the fake scorer gets some classes wrong
+    assert user_text(run.requests[1]) == (f'"{up}" scores {pct(score(up))}, up from {pct(best)}.\n'
+                                          f"Where it goes wrong:\n{lines(up)}\n{ASK}")
+    # score-only feedback (the paper) sends none of it
+    plain = run_method("hill_climb", {"restarts": 1, "resets": 1, "iterations": 2}, [up, FRESH[1]])
+    assert "goes wrong" not in user_text(plain.requests[0]) + user_text(plain.requests[1])
+    assert turn != user_text(plain.requests[1])
+
+
+def test_class_feedback_is_an_option_of_hill_climb(run_method: RunMethod) -> None:
+    run = run_method("hill_climb", {"restarts": 1, "resets": 1, "iterations": 1, "feedback": "classes"},
+                     [FRESH[0]])
+    assert "Where the best one" in user_text(run.requests[0])
+    with pytest.raises(ValidationError):
+        run_method("hill_climb", {"feedback": "reasons"}, [FRESH[0]])

@@ -2,7 +2,9 @@
 finished cells: every rule picks from the same stored trials (train and margin figures only),
 then the pick is scored on test. ``best_val_top10`` scores the top 10 train templates on the
 val split (10 extra queries) and keeps the best there; ``ensemble_top5`` returns the top 5 on
-train as one prompt ensemble (mean of their class embeddings), where the scorer can. Two oracles
+train as one prompt ensemble (mean of their class embeddings), where the scorer can;
+``best_train_ce`` breaks train ties by cross-entropy (stores from before the scorers reported it
+are rescored on train for it: the same figures the run was given, not new information). Two oracles
 (report only, never a rule): ``oracle_top10``, the best test accuracy among the top 10 on train,
 what a perfect rule could reach; ``oracle_all``, the best test accuracy of any template the run
 scored, what its search found. Paired by seed, oracle_all tells search apart from selection: a
@@ -19,18 +21,31 @@ import numpy as np
 from promptclimb.bench.grid import GridSpec, cell_config, cells
 from promptclimb.bench.runner import cell_dir
 from promptclimb.bench.tables import mean_std_cell, t_interval
+from promptclimb.candidate import Trial, TrialState
 from promptclimb.run import build_parts
 from promptclimb.selection import SELECTORS, BestTrainSelector
 from promptclimb.store import STORE_FILE, RunStore
 
-RULES = ("best_train", "margin", "bootstrap", "best_val_top10", "ensemble_top5")
+RULES = ("best_train", "best_train_ce", "margin", "bootstrap", "best_val_top10", "ensemble_top5")
 ORACLES = ("oracle_top10", "oracle_all")
 
 
+def _with_cross_entropy(trials: list[Trial], scorer: Any) -> list[Trial]:
+    """Trials of old stores lack the train cross-entropy their scorer gave; score it again."""
+    out = []
+    for t in trials:
+        if t.state is TrialState.COMPLETE and t.template and "cross_entropy" not in t.metrics:
+            ce = scorer.score(t.template, "train").metrics.get("cross_entropy")
+            if ce is not None:
+                t = t.with_(metrics={**t.metrics, "cross_entropy": ce})
+        out.append(t)
+    return out
+
+
 def _picks(store: RunStore, scorer: Any) -> dict[str, dict[str, Any]]:
-    trials = store.trials()
+    trials = _with_cross_entropy(store.trials(), scorer)
     out: dict[str, dict[str, Any]] = {}
-    for name in ("best_train", "margin", "bootstrap"):
+    for name in ("best_train", "best_train_ce", "margin", "bootstrap"):
         ranked = SELECTORS[name]().select(trials)
         if ranked:
             out[name] = {"template": ranked[0].template}
@@ -66,7 +81,7 @@ def selection_study(spec: GridSpec, out: Path, methods: tuple[str, ...] = ("hill
             store.close()
             continue
         picks = store.result("selection")
-        if picks is None or "oracle_all" not in picks:  # stores from before the last rule or oracle
+        if picks is None or not {"oracle_all", "best_train_ce"} <= set(picks):  # from before a rule
             picks = _picks(store, build_parts(cell_config(spec, cell)).scorer)
             store.set_result("selection", picks)
         store.close()

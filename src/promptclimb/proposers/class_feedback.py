@@ -3,7 +3,7 @@
 Built from a scorer's per-image outcomes (true and predicted class indices, which the zero-shot,
 predictions-only and fake scorers report and the Study keeps in each trial's metrics), worded by
 ``meta_prompts/class_feedback.txt``: "lion: 2 of 5 right, mostly taken for tiger". GEPA's
-reflective dataset uses it; issue 16's ``feedback = "classes"`` can reuse it as it is.
+reflective dataset uses it, and so does hill climbing with ``feedback = "classes"``.
 """
 
 from __future__ import annotations

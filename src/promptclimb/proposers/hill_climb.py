@@ -5,11 +5,17 @@ top-k (positive) and bottom-k (negative) templates seen so far, then runs k iter
 new template(s), score them, reply with each score and whether it went up or down, ask again.
 Ablations: ``negatives=False`` (positive only), ``score_feedback=False`` (the LLM is never told a
 score), ``single_turn=True`` (each iteration is a fresh conversation with the updated lists).
+
+Beyond the paper (issue 16): ``feedback="classes"`` also tells the LLM, for the best template of
+the opening and for each template it scores, which classes that template gets most wrong and what
+they are taken for ("lion: 2 of 5 right, mostly taken for tiger"), from the scorer's per-image
+outcomes. A score without per-image classes (an old store, a scorer that does not report them)
+falls back to the score alone.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -27,6 +33,7 @@ from promptclimb.proposers.base import (
     ranked,
     task_vars,
 )
+from promptclimb.proposers.class_feedback import class_feedback, trial_outcomes
 
 
 class HillClimbSettings(ProposerSettings):
@@ -39,6 +46,9 @@ class HillClimbSettings(ProposerSettings):
     negatives: bool = True
     score_feedback: bool = True
     single_turn: bool = False
+    feedback: Literal["score", "classes"] = Field(
+        "score", description="score: the paper's one number a template; classes: also its worst classes")
+    worst_classes: int = Field(3, ge=1, le=20, description="classes named per template with feedback=classes")
 
 
 class HillClimbProposer(Proposer):
@@ -67,7 +77,7 @@ class HillClimbProposer(Proposer):
             "\n" + self.prompts.render("negative_block", negative=self._listing(bottom)) + "\n"
             if bottom else ""
         )
-        start = self.prompts.render("start", **values, positive=self._listing(top),
+        start = self.prompts.render("start", **values, positive=self._listing(top) + self._best_classes(env, top),
                                     negative_block=negative_block)
         return [self.prompts.message("system", **values), Message("user", start)], top + bottom
 
@@ -79,13 +89,33 @@ class HillClimbProposer(Proposer):
             return "\n".join(f"- {t.template} ({format_score(t.train_score)})" for t in trials)
         return "\n".join(f"- {t.template}" for t in trials)
 
+    def _classes(self, env: ProposerEnv, trial: Trial) -> str:
+        """The template's worst classes, one per line, or "" when feedback is the score alone."""
+        if self.settings.feedback != "classes" or not self.settings.score_feedback:
+            return ""
+        outcomes = trial_outcomes(trial.metrics)
+        if outcomes is None:
+            return ""
+        return class_feedback(*outcomes, env.task.class_names, self.settings.worst_classes)
+
+    def _best_classes(self, env: ProposerEnv, top: list[Trial]) -> str:
+        lines = self._classes(env, top[0]) if top else ""
+        if not lines:
+            return ""
+        return "\n" + self.prompts.render("classes_best", template=top[0].template or "", classes=lines)
+
     def _completion(self, env: ProposerEnv, shown: list[Trial], tried: list[Trial]) -> str:
         """The same state as a list to continue, worst to best, for models that can't chat."""
         rows = {t.template: t for t in (*shown, *tried) if t.ok}
         ordered = sorted(rows.values(), key=lambda t: (t.train_score or 0.0, -t.number))
         return self.prompts.render("completion", **self._vars(env), lines=self._listing(ordered))
 
-    def _feedback(self, trial: Trial, previous: float | None) -> str:
+    def _feedback(self, env: ProposerEnv, trial: Trial, previous: float | None) -> str:
+        line = self._score_feedback(trial, previous)
+        classes = self._classes(env, trial) if trial.state is TrialState.COMPLETE else ""
+        return f"{line}\n{self.prompts.render('classes_turn', classes=classes)}" if classes else line
+
+    def _score_feedback(self, trial: Trial, previous: float | None) -> str:
         t = {"template": trial.template or "", "score": format_score(trial.train_score),
              "previous": format_score(previous), "error": trial.error or ""}
         if trial.state is TrialState.FAILED:
@@ -123,7 +153,7 @@ class HillClimbProposer(Proposer):
                 tried.extend(trials)
                 notes = []
                 for trial in trials:
-                    notes.append(self._feedback(trial, previous))
+                    notes.append(self._feedback(env, trial, previous))
                     if trial.state is TrialState.COMPLETE:
                         previous = trial.train_score
                 if s.single_turn:
@@ -147,3 +177,4 @@ def _preset(**preset: Any) -> Any:
 build_positive_only = _preset(negatives=False)
 build_no_score_feedback = _preset(score_feedback=False)
 build_single_turn = _preset(single_turn=True)
+build_class_feedback = _preset(feedback="classes")
