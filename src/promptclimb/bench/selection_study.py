@@ -19,9 +19,11 @@ import numpy as np
 from promptclimb.bench.grid import GridSpec, cell_config, cells
 from promptclimb.bench.runner import cell_dir
 from promptclimb.bench.tables import mean_std_cell, t_interval
+from promptclimb.prompt_set import is_set_key
 from promptclimb.run import build_parts
 from promptclimb.selection import SELECTORS, BestTrainSelector
 from promptclimb.store import STORE_FILE, RunStore
+from promptclimb.vlm.base import score_prompt
 
 RULES = ("best_train", "margin", "bootstrap", "best_val_top10", "ensemble_top5")
 ORACLES = ("oracle_top10", "oracle_all")
@@ -37,19 +39,19 @@ def _picks(store: RunStore, scorer: Any) -> dict[str, dict[str, Any]]:
     by_train = BestTrainSelector().select(trials)
     top = by_train[:10]
     if top and "val" in scorer.splits():
-        vals = [(scorer.score(t.template, "val").value, -i, t.template) for i, t in enumerate(top)]
+        vals = [(score_prompt(scorer, t.template or "", "val").value, -i, t.template) for i, t in enumerate(top)]
         out["best_val_top10"] = {"template": max(vals)[2]}
-    ensemble = [t.template for t in top[:5] if t.template]
+    ensemble = [t.template for t in top if t.template and not is_set_key(t.template)][:5]
     if len(ensemble) > 1 and callable(getattr(scorer, "score_ensemble", None)):
         out["ensemble_top5"] = {"template": " | ".join(ensemble),
                                 "test": scorer.score_ensemble(ensemble, "test").value}
-    tests = [(scorer.score(t.template, "test").value, t.template) for t in by_train]
+    tests = [(score_prompt(scorer, t.template or "", "test").value, t.template) for t in by_train]
     if tests:
         for name, best in (("oracle_top10", max(tests[:10])), ("oracle_all", max(tests))):
             out[name] = {"template": best[1], "test": best[0]}
     for pick in out.values():
         if "test" not in pick:
-            pick["test"] = scorer.score(pick["template"], "test").value
+            pick["test"] = score_prompt(scorer, pick["template"], "test").value
     return out
 
 

@@ -28,6 +28,7 @@ METHODS: Registry[Proposer] = Registry(
         "opro": f"{_BL}:build_opro",
         "evolve": "promptclimb.proposers.evolve:build",
         "gepa": "promptclimb.proposers.gepa_adapter:build",
+        "ensemble": "promptclimb.proposers.ensemble:build",
     },
     help={
         "hill_climb": "conversational hill climbing with positive and negative examples (the paper)",
@@ -42,6 +43,8 @@ METHODS: Registry[Proposer] = Registry(
         "iterative_ape": "baseline: APE in rounds, from the current best",
         "opro": "baseline: OPRO, scored history best last, one request a step",
         "evolve": "peer: ProAPO-style evolutionary search over template phrases (one LLM request)",
+        "ensemble": "greedy forward selection of pool and LLM templates into one ensemble classifier "
+                    "(mean of text embeddings; needs a zero-shot scorer)",
         "gepa": "peer: GEPA (the gepa package: pip install promptclimb with the gepa extra) with class-level feedback",
     },
 )
