@@ -29,6 +29,8 @@ METHODS: Registry[Proposer] = Registry(
         "evolve": "promptclimb.proposers.evolve:build",
         "gepa": "promptclimb.proposers.gepa_adapter:build",
         "ensemble": "promptclimb.proposers.ensemble:build",
+        "describe": "promptclimb.proposers.describe:build",
+        "hill_climb+describe": "promptclimb.proposers.describe:build_after_hill_climb",
     },
     help={
         "hill_climb": "conversational hill climbing with positive and negative examples (the paper)",
@@ -45,6 +47,9 @@ METHODS: Registry[Proposer] = Registry(
         "evolve": "peer: ProAPO-style evolutionary search over template phrases (one LLM request)",
         "ensemble": "greedy forward selection of pool and LLM templates into one ensemble classifier "
                     "(mean of text embeddings; needs a zero-shot scorer)",
+        "describe": "per-class descriptions written by the LLM, the worst classes' rewritten with their "
+                    "errors fed back (CuPL-style; needs a zero-shot scorer)",
+        "hill_climb+describe": "hill_climb, then describe from its best template",
         "gepa": "peer: GEPA (the gepa package: pip install promptclimb with the gepa extra) with class-level feedback",
     },
 )
