@@ -39,7 +39,8 @@ METHODS: Registry[Proposer] = Registry(
         "hill_climb_single": "ablation: single-turn, no conversation history",
         "best_of_pool": "baseline: score the starting pool, keep the best (no LLM)",
         "random_pool": "baseline: score `picks` random pool templates (no LLM)",
-        "fixed": 'baseline: given templates: "fixed:a photo of a {}.", "fixed:handwritten"',
+        "fixed": 'baseline: given templates: "fixed:a photo of a {}.", "fixed:handwritten"; '
+                 "option as_ensemble=true also scores them together as one ensemble",
         "llm_no_feedback": "baseline: LLM asked with no scores and no conversation",
         "ape": "baseline: APE, paraphrase the best pool templates",
         "iterative_ape": "baseline: APE in rounds, from the current best",
