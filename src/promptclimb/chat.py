@@ -6,7 +6,8 @@ A request carries both a chat form (``messages``) and, optionally, a raw-text fo
 (``completion_prompt``): capable chat models use the first; weak local models (SmolLM2-135M) do far
 better continuing a list of scored templates in the second, where chat turns drew meta-sentences
 such as "I can create a new template with {}". ``shape="template_line"`` asks the backend to force
-one line with exactly one ``{}`` where it can (a llama.cpp grammar).
+one line with exactly one ``{}`` where it can (a llama.cpp grammar); ``shape="class_lines"`` asks
+for lines "class: description" (describe's replies).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 Role = Literal["system", "user", "assistant"]
-Shape = Literal["free", "template_line"]
+Shape = Literal["free", "template_line", "class_lines"]
 
 
 @dataclass(frozen=True)

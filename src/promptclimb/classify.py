@@ -95,12 +95,14 @@ class Classification:
         return cmd_resume(args, console, n)
 
     def result_lines(self, result: Any, out: Path) -> list[str]:
+        from promptclimb.prompt_set import short_form
         from promptclimb.proposers.base import format_score
 
         test = f", test {format_score(result.test_score.value)}" if result.test_score else ""
         stop = f" (stopped by budget {result.stopped_by})" if result.stopped_by else ""
-        return [f"[bold green]best[/] {result.best.template!r}: train {format_score(result.best.train_score)}"
-                f"{test}{stop}", f"details: promptclimb show {out}   report: promptclimb report {out}"]
+        best = short_form(result.best.template)
+        return [f"[bold green]best[/] {best!r}: train {format_score(result.best.train_score)}{test}{stop}",
+                f"details: promptclimb show {out}   report: promptclimb report {out}"]
 
     def report_section(self, store: RunStore, run_dir: Path) -> str:
         return ""  # the common report is the classification report

@@ -65,7 +65,10 @@ def cmd_show(args: argparse.Namespace, console: Console) -> int:
         print(json.dumps(summary))
         return 0
     trials = store.trials()
-    console.print(summary_table({k: v for k, v in summary.items() if k != "references"}))
+    shown = {k: v for k, v in summary.items() if k not in ("references", "best_prompt_set", "best_short")}
+    if summary.get("best_short"):  # a prompt set in its short form (--json and export give it in full)
+        shown["best_template"] = summary["best_short"]
+    console.print(summary_table(shown))
     line = reference_line(summary)
     if line:
         console.print(line, highlight=False)

@@ -11,11 +11,12 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from promptclimb.candidate import Score, Trial, TrialState
+from promptclimb.prompt_set import is_set_key
 from promptclimb.references import score_references
 from promptclimb.selection import BestTrainSelector
 from promptclimb.store import RunStore
 from promptclimb.study import StudyResult
-from promptclimb.vlm.base import EnsembleScorer, Scorer
+from promptclimb.vlm.base import EnsembleScorer, Scorer, score_prompt
 
 
 @dataclass(frozen=True)
@@ -44,13 +45,15 @@ class PostHocEvaluation:
                 trials, self.scorer, best.template, test.value if test else None))
         ranking = result.ranking
         if self.ensemble_k > 1 and len(ranking) > 1:
-            self._ensemble(store, [t.template for t in ranking[: self.ensemble_k] if t.template])
+            singles = [t.template for t in ranking if t.template and not is_set_key(t.template)]
+            self._ensemble(store, singles[: self.ensemble_k])
         if self.oracle_top_n > 0 and self.on_test:
             self._oracle(store, trials)
         return replace(result, best=best, test_score=test)
 
     def _test(self, template: str) -> Score | None:
-        return self.scorer.score(template, "test") if self.on_test else None
+        """A template's, or a prompt set's (by its key), test score."""
+        return score_prompt(self.scorer, template, "test") if self.on_test else None
 
     def _ensemble(self, store: RunStore, templates: list[str]) -> None:
         """The top-k templates scored together (mean of text embeddings), where supported."""
@@ -94,7 +97,7 @@ def budget_curve(store: RunStore, scorer: Any = None) -> list[dict[str, Any]]:
         if t.state is TrialState.COMPLETE and t.train_score is not None and (best is None or t.train_score > best):
             best, best_template = t.train_score, t.template
             if best_template not in test_cache:
-                test_cache[best_template or ""] = (scorer.score(best_template, "test").value
+                test_cache[best_template or ""] = (score_prompt(scorer, best_template or "", "test").value
                                                    if scorer is not None and "test" in scorer.splits() else None)
         points.append({"queries": queries, "tokens": tokens, "best_train": best,
                        "best_test": test_cache.get(best_template or ""), "template": best_template})

@@ -1,6 +1,8 @@
 """`promptclimb export RUN`: trials as CSV and JSON, LLM exchanges as JSONL (a transcript the
 scripted LLM can replay), and the best templates as a text file other commands read
-(``method_options.pool.path``, ``fixed`` templates, transfer evaluation).
+(``method_options.pool.path``, ``fixed`` templates, transfer evaluation). A chosen prompt set
+(ensemble, descriptions) is written in full to best_prompt_set.json, and each set trial's
+``prompt_set`` in trials.json; best_templates.txt keeps single templates only.
 
 LLM text is untrusted: in the CSV, a text cell that a spreadsheet would run as a formula
 (starting with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return) is prefixed with ``'``.
@@ -14,6 +16,7 @@ import re
 from dataclasses import asdict
 from pathlib import Path
 
+from promptclimb.prompt_set import is_set_key, prompt_json
 from promptclimb.store import RunStore
 from promptclimb.summary import best_trials, run_summary
 
@@ -42,7 +45,7 @@ def export_run(store: RunStore, out: Path, top_k: int = 5) -> list[Path]:
         writer.writeheader()
         for t in trials:
             writer.writerow({k: csv_cell(v) for k, v in {**asdict(t), "state": t.state.value}.items()})
-    rows = [{**asdict(t), "state": t.state.value} for t in trials]
+    rows = [{**asdict(t), "state": t.state.value, "prompt_set": prompt_json(t.template)} for t in trials]
     (out / "trials.json").write_text(json.dumps(rows, indent=1, default=str), encoding="utf-8")
     with (out / "exchanges.jsonl").open("w", encoding="utf-8") as f:
         for e in store.exchanges():
@@ -53,11 +56,17 @@ def export_run(store: RunStore, out: Path, top_k: int = 5) -> list[Path]:
                 "completion_tokens": e.completion_tokens, "cost_usd": e.cost_usd,
             }) + "\n")
     final = (store.result("final") or {}).get("template")
-    best = [t.template for t in best_trials(trials, top_k) if t.template]
+    paths = []
+    if is_set_key(final):  # the chosen prompt set in full; best_templates.txt keeps single templates
+        (out / "best_prompt_set.json").write_text(json.dumps(prompt_json(final), indent=1, ensure_ascii=False),
+                                                  encoding="utf-8")
+        paths.append(out / "best_prompt_set.json")
+        final = None
+    best = [t.template for t in best_trials(trials, top_k) if t.template and not is_set_key(t.template)]
     if final in best:  # the chosen template first, then the runners-up
         best.remove(final)
     lines = ([final] if final else []) + best
     (out / "best_templates.txt").write_text("\n".join(lines[:top_k]) + "\n", encoding="utf-8")
     (out / "summary.json").write_text(json.dumps(run_summary(store), indent=1), encoding="utf-8")
     return [out / n for n in ("trials.csv", "trials.json", "exchanges.jsonl", "best_templates.txt",
-                              "summary.json")]
+                              "summary.json")] + paths

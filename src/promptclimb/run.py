@@ -25,7 +25,7 @@ from promptclimb.store import RunStore, StoreError
 from promptclimb.study import Budget, Callback, Study, StudyResult
 from promptclimb.tasks import Task, build_task
 from promptclimb.vlm import build_scorer
-from promptclimb.vlm.base import Scorer
+from promptclimb.vlm.base import Scorer, check_scorer
 
 
 @dataclass
@@ -53,6 +53,7 @@ def build_parts(config: RunConfig) -> RunParts:
     task = config_task(config)
     scorer = build_scorer(config.scorer, task=task, cache_dir=Path(config.cache_dir).expanduser(),
                           options=config.scorer_options)
+    check_scorer(scorer, proposer.scorer_needs(), config.method)
     return RunParts(config, task, scorer, proposer, llm)
 
 

@@ -15,6 +15,7 @@ from typing import Any
 from promptclimb.candidate import Trial, TrialState
 from promptclimb.evaluation import budget_curve
 from promptclimb.kinds import kind_of
+from promptclimb.prompt_set import is_set_key, short_form
 from promptclimb.proposers.base import format_score
 from promptclimb.references import reference_line
 from promptclimb.report.html import CSP, CSS, png_data_url, table
@@ -39,16 +40,17 @@ def _final(store: RunStore, trials: list[Trial], summary: dict[str, Any]) -> str
     final = store.result("final") or {}
     oracle = store.result("oracle")
     ensemble = store.result("ensemble")
-    rows = [["chosen (best on train)", final.get("template") or "–", format_score(final.get("train_score")),
+    rows = [["chosen (best on train)", short_form(final.get("template")) or "–", format_score(final.get("train_score")),
              format_score(final.get("val_score")), format_score(final.get("test_score"))]]
     references = summary.get("references") or []
     for r in references:
         rows.append([f"reference: {r['label']} (test scored after the run, report only)", r["template"],
                      format_score(r["train"]), "", format_score(r["test"])])
-    pool = [t for t in trials if t.exchange_id is None and t.state is TrialState.COMPLETE]
+    pool = [t for t in trials if t.exchange_id is None and t.state is TrialState.COMPLETE
+            and not is_set_key(t.template)]
     if pool and not references:  # a store from before references were scored
         b = best_trials(pool, 1)[0]
-        rows.append(["best of the starting pool", b.template or "", format_score(b.train_score),
+        rows.append(["best of the starting pool", short_form(b.template), format_score(b.train_score),
                      format_score(b.val_score), format_score(b.test_score)])
     shown = {r["template"] for r in references}
     for fixed in ("{}", "a photo of a {}."):
@@ -90,7 +92,7 @@ def _conversations(trials: list[Trial], exchanges: list[Exchange]) -> str:
                 convo += ("<details><summary>list-continuation form sent to completion models</summary>"
                           f"<pre>{escape(last.request.completion_prompt)}</pre></details>")
         rows = [[str(t.iteration), f'<span class="{t.state.value}">{t.state.value}</span>',
-                 escape(t.template or ""), format_score(t.train_score), escape(t.error or ""),
+                 escape(short_form(t.template)), format_score(t.train_score), escape(t.error or ""),
                  f"<code>{escape(t.raw[:160])}</code>"] for t in ts]
         parts.append(f"<details><summary>restart {restart} · reset {reset} — {len(ts)} suggestions, best "
                      f"{format_score(max((t.train_score or 0) for t in ts))}</summary>"
@@ -111,7 +113,7 @@ def render_run_report(run_dir: Path) -> str:
                 ["completion tokens", str(sum(e.completion_tokens for e in exchanges))],
                 ["estimated cost (USD)", f"{summary['llm_cost_usd']:.4f}"],
                 ["scorer queries", str(summary["scorer_queries"])]]
-        hist = [[str(t.number), t.state.value, t.template or "", format_score(t.train_score),
+        hist = [[str(t.number), t.state.value, short_form(t.template), format_score(t.train_score),
                  format_score(t.test_score), t.error or ""] for t in trials]
         extra = kind_of(config).report_section(store, run_dir)
         return f"""<!doctype html><html><head><meta charset="utf-8">{CSP}<title>promptclimb run report</title>

@@ -39,11 +39,12 @@ from promptclimb.llm.base import (
     LLMReplyError,
 )
 from promptclimb.llm.cache import CachedLLM
+from promptclimb.prompt_set import PromptSet
 from promptclimb.proposers.base import LLMAnswer, Proposal, ProposalStream, Proposer, ProposerEnv
 from promptclimb.selection import BestTrainSelector, Selector
 from promptclimb.store import ENDPOINT_FAILED, STOPPED, RunStore, StoreError
 from promptclimb.tasks.base import TaskInfo
-from promptclimb.vlm.base import Scorer, ScorerConfigError
+from promptclimb.vlm.base import Scorer, ScorerConfigError, check_scorer, score_prompt
 
 Callback = Callable[["Study", Trial], None]
 
@@ -86,6 +87,7 @@ class Study:
         calls: RecordedCalls | None = None,
     ) -> None:
         self.store, self.proposer, self.scorer, self.task = store, proposer, scorer, task
+        check_scorer(scorer, proposer.scorer_needs(), proposer.name)
         self.seed = seed
         # Every outside call goes through the recorded-call layer and charges its meter (calls.py).
         self.calls = calls or RecordedCalls(store, Meter(budget))
@@ -195,17 +197,19 @@ class Study:
         replayed = self._replayed(p, stream)
         if replayed is not None:
             return replayed
-        if p.candidate is None:
+        if p.candidate is None or p.prompt is None:
             return self._record(p, stream, None, p.error or "no candidate")
         with self._lock:
-            first = self._by_template.get(p.candidate.template)
+            first = self._by_template.get(p.prompt)
         if first is not None:
             return self._record(p, stream, None, None, duplicate_of=first)
         self._charge_scorer()
+        # A prompt set scores as one classifier, one query like a template (vlm/base.py score_prompt).
+        what = p.candidate if isinstance(p.candidate, PromptSet) else p.candidate.template
         try:
             with self._score_lock:
-                score = self.scorer.score(p.candidate.template, "train")
-                val = self.scorer.score(p.candidate.template, "val") if self.score_val else None
+                score = score_prompt(self.scorer, what, "train")
+                val = score_prompt(self.scorer, what, "val") if self.score_val else None
         except (ScorerConfigError, EndpointDown, BudgetExhausted, KeyboardInterrupt):  # so does its own budget
             raise
         except Exception as err:  # a VLM error fails this trial, not the run
@@ -216,7 +220,7 @@ class Study:
         trial = self._recorded.get(p.key)
         if trial is None:
             return None
-        expected = p.candidate.template if p.candidate else None
+        expected = p.prompt
         if trial.template != expected:
             raise StoreError(
                 f"the run diverged from its store at {p.key}: stored {trial.template!r}, now "
@@ -227,7 +231,7 @@ class Study:
     def _record(self, p: Proposal, stream: str, score: Score | None, error: str | None,
                 *, val: Score | None = None, duplicate_of: Trial | None = None) -> Trial:
         now = time.time()
-        template = p.candidate.template if p.candidate else None
+        template = p.prompt  # a template, or a prompt set's key
         queries = (score is not None) + (val is not None)
         metrics: dict[str, Any] = {"queries": queries or (1 if error and error.startswith("scorer:") else 0)}
         if score is not None:

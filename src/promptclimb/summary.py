@@ -8,6 +8,7 @@ from typing import Any
 
 from promptclimb.calls import KINDS as CALL_KINDS
 from promptclimb.candidate import Trial, TrialState
+from promptclimb.prompt_set import prompt_json, short_form
 from promptclimb.references import PHOTO, POOL_BEST, reference_test
 from promptclimb.selection import BestTrainSelector
 from promptclimb.store import Exchange, RunStore
@@ -40,8 +41,12 @@ def run_summary(store: RunStore) -> dict[str, Any]:
     config = store.config
     ranking = best_trials(trials, 1)
     best = ranking[0] if ranking else None
+    chosen = final.get("template") or (best.template if best else None)
     return {
-        "best_template": final.get("template") or (best.template if best else None),
+        # a template, or a prompt set's key; the set in full and in short where it is one
+        "best_template": chosen,
+        "best_prompt_set": prompt_json(chosen),
+        "best_short": short_form(chosen) if chosen else None,
         "best_train_score": final.get("train_score") if final else (best.train_score if best else None),
         "final_val_score": final.get("val_score"),
         "final_test_score": final.get("test_score"),

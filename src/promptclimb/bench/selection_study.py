@@ -22,9 +22,11 @@ from promptclimb.bench.grid import GridSpec, cell_config, cells
 from promptclimb.bench.runner import cell_dir
 from promptclimb.bench.tables import mean_std_cell, t_interval
 from promptclimb.candidate import Trial, TrialState
+from promptclimb.prompt_set import is_set_key
 from promptclimb.run import build_parts
 from promptclimb.selection import SELECTORS, BestTrainSelector
 from promptclimb.store import STORE_FILE, RunStore
+from promptclimb.vlm.base import score_prompt
 
 RULES = ("best_train", "best_train_ce", "margin", "bootstrap", "best_val_top10", "ensemble_top5")
 ORACLES = ("oracle_top10", "oracle_all")
@@ -35,7 +37,7 @@ def _with_cross_entropy(trials: list[Trial], scorer: Any) -> list[Trial]:
     out = []
     for t in trials:
         if t.state is TrialState.COMPLETE and t.template and "cross_entropy" not in t.metrics:
-            ce = scorer.score(t.template, "train").metrics.get("cross_entropy")
+            ce = score_prompt(scorer, t.template, "train").metrics.get("cross_entropy")
             if ce is not None:
                 t = t.with_(metrics={**t.metrics, "cross_entropy": ce})
         out.append(t)
@@ -52,19 +54,19 @@ def _picks(store: RunStore, scorer: Any) -> dict[str, dict[str, Any]]:
     by_train = BestTrainSelector().select(trials)
     top = by_train[:10]
     if top and "val" in scorer.splits():
-        vals = [(scorer.score(t.template, "val").value, -i, t.template) for i, t in enumerate(top)]
+        vals = [(score_prompt(scorer, t.template or "", "val").value, -i, t.template) for i, t in enumerate(top)]
         out["best_val_top10"] = {"template": max(vals)[2]}
-    ensemble = [t.template for t in top[:5] if t.template]
+    ensemble = [t.template for t in top if t.template and not is_set_key(t.template)][:5]
     if len(ensemble) > 1 and callable(getattr(scorer, "score_ensemble", None)):
         out["ensemble_top5"] = {"template": " | ".join(ensemble),
                                 "test": scorer.score_ensemble(ensemble, "test").value}
-    tests = [(scorer.score(t.template, "test").value, t.template) for t in by_train]
+    tests = [(score_prompt(scorer, t.template or "", "test").value, t.template) for t in by_train]
     if tests:
         for name, best in (("oracle_top10", max(tests[:10])), ("oracle_all", max(tests))):
             out[name] = {"template": best[1], "test": best[0]}
     for pick in out.values():
         if "test" not in pick:
-            pick["test"] = scorer.score(pick["template"], "test").value
+            pick["test"] = score_prompt(scorer, pick["template"], "test").value
     return out
 
 

@@ -21,6 +21,7 @@ from promptclimb.bench.grid import Cell, GridSpec, cell_config, cells
 from promptclimb.bench.tables import collect, markdown, mean_std_cell, to_csv
 from promptclimb.config import ConfigError
 from promptclimb.run import config_task
+from promptclimb.vlm.base import ScorerConfigError, score_prompt
 
 TRANSFER_DIR = "transfer"
 CACHE_FILE = "evaluations.json"
@@ -103,7 +104,11 @@ def evaluate_transfer(spec: GridSpec, out: Path, targets: list[str]) -> tuple[li
                     task = config_task(config) if task is None else task
                     scorer = build_scorer(target, task=task, cache_dir=Path(config.cache_dir).expanduser(),
                                           options=options)
-                cache.put(key, scorer.score(template, "test").value)
+                try:
+                    value = score_prompt(scorer, template, "test").value
+                except ScorerConfigError:  # a prompt set this target cannot score: left blank
+                    continue
+                cache.put(key, value)
     rows = []
     for items in groups.values():
         for cell, template in items:

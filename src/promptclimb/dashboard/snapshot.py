@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from promptclimb.candidate import Trial, TrialState
+from promptclimb.prompt_set import short_form
 from promptclimb.store import STORE_FILE, Exchange, RunStore, StoreError
 from promptclimb.summary import conversations, run_summary
 
@@ -44,7 +45,8 @@ def version(path: Path) -> str:
 
 
 def _trial(t: Trial) -> dict[str, Any]:
-    return {"number": t.number, "state": t.state.value, "template": t.template, "train": t.train_score,
+    return {"number": t.number, "state": t.state.value, "template": short_form(t.template) or None,
+            "train": t.train_score,
             "val": t.val_score, "test": t.test_score, "restart": t.restart, "reset": t.reset,
             "iteration": t.iteration, "pool": t.exchange_id is None, "error": t.error}
 
@@ -78,6 +80,7 @@ def run_snapshot(run_dir: Path) -> dict[str, Any]:
     try:
         trials, exchanges = store.trials(), store.exchanges()
         summary = run_summary(store)
+        summary["best_template"] = summary.get("best_short") or summary["best_template"]  # a set, in short
         return {"kind": "run", "summary": summary, "trials": [_trial(t) for t in trials],
                 "curve": _curve(trials), "conversations": _conversations(trials, exchanges),
                 "warnings": store.result("warnings") or [], "references": store.result("references") or []}
@@ -96,7 +99,7 @@ def _cell_state(d: Path) -> dict[str, Any]:
     written = max((f.stat().st_mtime for f in d.glob(f"{STORE_FILE}*") if f.exists()), default=0.0)
     state = "finished" if s["finished"] else "running" if time.time() - written < IDLE_SECONDS else "stopped"
     return {"state": state, "trials": s["n_trials"], "best_train": s["best_train_score"],
-            "test": s["final_test_score"], "template": s["best_template"]}
+            "test": s["final_test_score"], "template": s.get("best_short") or s["best_template"]}
 
 
 def grid_snapshot(grid_dir: Path) -> dict[str, Any]:

@@ -49,6 +49,14 @@ def hash_text(text: str) -> str:
 
 
 GRAMMARS: dict[PromptShape, str] = {"completion": "template_line.gbnf", "chat": "template_reply.gbnf"}
+# Grammars of other reply shapes (chat.py Shape), the same under either prompt shape.
+REPLY_GRAMMARS: dict[str, str] = {"class_lines": "class_lines.gbnf"}
+
+
+@cache
+def reply_grammar(shape: str) -> str:
+    """The GBNF text that constrains replies of a request shape other than template_line."""
+    return resources.files("promptclimb.llm").joinpath(f"grammars/{REPLY_GRAMMARS[shape]}").read_text()
 
 
 @cache
@@ -179,6 +187,8 @@ class LlamaCppLLM:
             kwargs["grammar"] = LlamaGrammar.from_string(_grammar_text(self.prompt), verbose=False)
             if avoid:
                 kwargs["logits_processor"] = LogitsProcessorList([self._no_known_ending(avoid)])
+        elif request.shape in REPLY_GRAMMARS:
+            kwargs["grammar"] = LlamaGrammar.from_string(reply_grammar(request.shape), verbose=False)
         if not self.prefix_reuse:
             self.model.reset()  # forget the evaluated tokens: the whole prompt is evaluated again
         if request.shape == "template_line" and request.completion_prompt and self.prompt == "completion":

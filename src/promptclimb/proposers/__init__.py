@@ -29,6 +29,9 @@ METHODS: Registry[Proposer] = Registry(
         "opro": f"{_BL}:build_opro",
         "evolve": "promptclimb.proposers.evolve:build",
         "gepa": "promptclimb.proposers.gepa_adapter:build",
+        "ensemble": "promptclimb.proposers.ensemble:build",
+        "describe": "promptclimb.proposers.describe:build",
+        "hill_climb+describe": "promptclimb.proposers.describe:build_after_hill_climb",
     },
     help={
         "hill_climb": "conversational hill climbing with positive and negative examples (the paper)",
@@ -38,12 +41,18 @@ METHODS: Registry[Proposer] = Registry(
         "hill_climb_classes": "hill climbing told each template's worst classes too (feedback=classes)",
         "best_of_pool": "baseline: score the starting pool, keep the best (no LLM)",
         "random_pool": "baseline: score `picks` random pool templates (no LLM)",
-        "fixed": 'baseline: given templates: "fixed:a photo of a {}.", "fixed:handwritten"',
+        "fixed": 'baseline: given templates: "fixed:a photo of a {}.", "fixed:handwritten"; '
+                 "option as_ensemble=true also scores them together as one ensemble",
         "llm_no_feedback": "baseline: LLM asked with no scores and no conversation",
         "ape": "baseline: APE, paraphrase the best pool templates",
         "iterative_ape": "baseline: APE in rounds, from the current best",
         "opro": "baseline: OPRO, scored history best last, one request a step",
         "evolve": "peer: ProAPO-style evolutionary search over template phrases (one LLM request)",
+        "ensemble": "greedy forward selection of pool and LLM templates into one ensemble classifier "
+                    "(mean of text embeddings; needs a zero-shot scorer)",
+        "describe": "per-class descriptions written by the LLM, the worst classes' rewritten with their "
+                    "errors fed back (CuPL-style; needs a zero-shot scorer)",
+        "hill_climb+describe": "hill_climb, then describe from its best template",
         "gepa": "peer: GEPA (the gepa package: pip install promptclimb with the gepa extra) with class-level feedback",
     },
 )

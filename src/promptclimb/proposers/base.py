@@ -30,6 +30,7 @@ from promptclimb.candidate import (
     parse_template,
 )
 from promptclimb.llm.base import ChatReply, ChatRequest, Message
+from promptclimb.prompt_set import PromptSet, is_set_key
 from promptclimb.tasks.base import TaskInfo
 
 ProposalStream = Generator[list["Proposal"], list[Trial], None]
@@ -44,16 +45,24 @@ def echo(raw: str) -> str:
 
 @dataclass(frozen=True)
 class Proposal:
-    """A candidate to score (or a failed attempt to get one), with where it came from."""
+    """A candidate to score (or a failed attempt to get one), with where it came from: a template
+    (Candidate) or a prompt set (several templates, per-class descriptions)."""
 
     key: str
-    candidate: Candidate | None
+    candidate: Candidate | PromptSet | None
     raw: str = ""
     error: str | None = None
     restart: int = 0
     reset: int = 0
     iteration: int = 0
     exchange_id: int | None = None
+
+    @property
+    def prompt(self) -> str | None:
+        """What a trial stores of it: the template, or the prompt set's key (prompt_set.py)."""
+        if self.candidate is None:
+            return None
+        return self.candidate.key if isinstance(self.candidate, PromptSet) else self.candidate.template
 
 
 @dataclass(frozen=True)
@@ -79,17 +88,27 @@ class ProposerEnv:
         return int.from_bytes(h[:4], "big") & 0x7FFFFFFF
 
     def scored(self) -> list[Trial]:
-        """Complete trials with a train score, one per template (first occurrence)."""
+        """Complete trials of single templates with a train score, one per template (first
+        occurrence); prompt sets (ensembles, descriptions) are left out: see ``scored_sets``."""
         seen: set[str] = set()
         out = []
         for t in self.history():
-            if t.state is TrialState.COMPLETE and t.template and t.template not in seen:
+            if t.state is TrialState.COMPLETE and t.template and t.template not in seen \
+                    and not is_set_key(t.template):
                 seen.add(t.template)
                 out.append(t)
         return out
 
     def lookup(self, template: str) -> Trial | None:
         return next((t for t in self.scored() if t.template == template), None)
+
+    def scored_sets(self) -> list[Trial]:
+        """Complete trials of prompt sets, one per set key (first occurrence)."""
+        found: dict[str, Trial] = {}
+        for t in self.history():
+            if t.state is TrialState.COMPLETE and is_set_key(t.template):
+                found.setdefault(t.template or "", t)
+        return list(found.values())
 
 
 @dataclass(frozen=True)
@@ -150,6 +169,11 @@ class Proposer:
 
     def n_streams(self) -> int:
         return 1
+
+    def scorer_needs(self) -> str | None:
+        """What this method needs of its scorer beyond single templates (vlm.base: ENSEMBLES,
+        CLASS_TEXTS), checked at setup; None: single templates only."""
+        return None
 
     def run_pool(self, env: ProposerEnv) -> ProposalStream:
         """Score the starting pool. Hand-written and file pools need no LLM."""

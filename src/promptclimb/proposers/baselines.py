@@ -21,6 +21,7 @@ from typing import Any
 from pydantic import Field, field_validator, model_validator
 
 from promptclimb.candidate import Candidate, CandidateRejected, Trial, parse_template
+from promptclimb.prompt_set import PromptSet
 from promptclimb.proposers.base import (
     MetaPrompt,
     Proposal,
@@ -32,6 +33,7 @@ from promptclimb.proposers.base import (
     ranked,
     task_vars,
 )
+from promptclimb.vlm.base import ENSEMBLES
 
 _NO_SCORED = "no scored template to start from: the starting pool failed"
 
@@ -78,6 +80,8 @@ class FixedSettings(ProposerSettings):
     templates: list[str] = Field(default_factory=list,
                                  description="templates to score, each with exactly one {}")
     handwritten: bool = Field(False, description="also score the task's hand-written templates")
+    as_ensemble: bool = Field(False, description="also score all the templates together as one ensemble "
+                                                 "(mean of text embeddings: a prompt set)")
 
     @field_validator("templates")
     @classmethod
@@ -98,7 +102,8 @@ class FixedSettings(ProposerSettings):
 
 
 class FixedProposer(Proposer):
-    """Score the given templates, each as its own trial (no search, no LLM)."""
+    """Score the given templates, each as its own trial (no search, no LLM); with ``as_ensemble``
+    then all of them as one prompt set (CLIP's hand-written ensemble), one more trial."""
 
     name = "fixed"
     Settings = FixedSettings
@@ -107,6 +112,9 @@ class FixedProposer(Proposer):
 
     def n_streams(self) -> int:
         return 0
+
+    def scorer_needs(self) -> str | None:
+        return ENSEMBLES if self.settings.as_ensemble else None
 
     def run_pool(self, env: ProposerEnv) -> ProposalStream:
         found = [Candidate(t) for t in self.settings.templates]
@@ -121,7 +129,11 @@ class FixedProposer(Proposer):
                 except CandidateRejected:
                     continue
         unique = list(dict.fromkeys(found))
-        yield [Proposal(f"pool/{i}", c, raw=c.template) for i, c in enumerate(unique)]
+        proposals = [Proposal(f"pool/{i}", c, raw=c.template) for i, c in enumerate(unique)]
+        if self.settings.as_ensemble and len(unique) > 1:
+            together = PromptSet(tuple(c.template for c in unique))
+            proposals.append(Proposal("pool/ensemble", together, raw=together.short()))
+        yield proposals
 
 
 # -- with an LLM ----------------------------------------------------------------------------

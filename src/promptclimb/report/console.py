@@ -10,6 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from promptclimb.candidate import Trial, TrialState
+from promptclimb.prompt_set import short_form
 from promptclimb.proposers.base import format_score
 from promptclimb.selection import BestTrainSelector
 
@@ -41,7 +42,7 @@ class ConsoleProgress:
         at_origin = not trial.restart + trial.reset + trial.iteration
         in_pool = trial.exchange_id is None and trial.error is None and at_origin
         where = "pool" if in_pool else f"r{trial.restart} n{trial.reset} k{trial.iteration}"
-        what = escape(trial.template or (trial.error or "")[:60])
+        what = escape(short_form(trial.template, 80) or (trial.error or "")[:60])
         style = _STATE_STYLE[trial.state]
         self.console.print(
             f"[dim]#{trial.number:<4}[/] {where:<11} [{style}]{trial.state.value:<9}[/] "
@@ -56,7 +57,7 @@ def best_table(trials: list[Trial], k: int = 10) -> Table:
     for col in ("#", "template", "train", "val", "test"):
         table.add_column(col, justify="left" if col == "template" else "right")
     for t in BestTrainSelector().select(trials)[:k]:
-        table.add_row(str(t.number), escape(t.template or ""), format_score(t.train_score),
+        table.add_row(str(t.number), escape(short_form(t.template)), format_score(t.train_score),
                       format_score(t.val_score), format_score(t.test_score))
     return table
 
@@ -68,7 +69,7 @@ def history_table(trials: list[Trial]) -> Table:
     for t in trials:
         table.add_row(str(t.number), str(t.restart), str(t.reset), str(t.iteration),
                       f"[{_STATE_STYLE[t.state]}]{t.state.value}[/]", format_score(t.train_score),
-                      escape(t.template or f"({t.error})"))
+                      escape(short_form(t.template) or f"({t.error})"))
     return table
 
 

@@ -6,7 +6,8 @@ tie at coarse steps like real few-shot accuracy, and are stable across runs and 
 ``fake:NAME`` is another fake backbone: the same hashes salted with NAME (transfer tests).
 Image i belongs to class ``i % n_classes``; a wrong image is "taken for" a hashed other class, and
 a hashed true-class probability gives a cross-entropy, so class feedback and fitness terms that
-need them run too.
+need them run too. Prompt sets (ensembles, per-class descriptions) score as one classifier: the
+mean of the texts' hashed true-class probabilities (``score_set``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from promptclimb.candidate import Candidate, Score
+from promptclimb.prompt_set import PromptSet
 from promptclimb.vlm.base import ScorerError
 
 _GOOD_WORDS = ("photo", "picture", "image", "close-up", "a type of")
@@ -35,14 +37,17 @@ class FakeScorer:
     description = "fake: a deterministic hash of the template text (for tests; not a VLM)"
 
     def __init__(self, n_items: int = 40, delay_s: float = 0.0, fail_on: Sequence[str] = (),
-                 log_path: Path | None = None, salt: str = "", n_classes: int = 8):
+                 log_path: Path | None = None, salt: str = "", n_classes: int = 8,
+                 class_names: Sequence[str] = ()):
         self.name = f"fake:{salt}" if salt else "fake"
         self.salt = salt
         self.n_items = n_items
         self.delay_s = delay_s
         self.fail_on = tuple(fail_on)
         self.log_path = log_path  # every scoring appended here: lets tests see across processes
-        self.n_classes = max(1, n_classes)
+        self.n_classes = max(1, len(class_names) or n_classes)
+        # Image i is of class i % n_classes; descriptions are matched to classes by these names.
+        self.class_names = tuple(class_names) or tuple(f"class {c}" for c in range(self.n_classes))
         self.calls: list[tuple[str, str]] = []
 
     def splits(self) -> tuple[str, ...]:
@@ -52,30 +57,65 @@ class FakeScorer:
         Candidate(template)  # a scorer must never be handed an invalid template
         if any(s in template for s in self.fail_on):
             raise ScorerError(f"fake scorer refuses templates containing {self.fail_on}")
-        self.calls.append((template, split))
+        self._log(template, split)
+        items, p_true = self._outcomes(template, split)
+        return self._score(template, items, p_true, split)
+
+    def _log(self, key: str, split: str) -> None:
+        self.calls.append((key, split))
         if self.log_path is not None:
             with self.log_path.open("a", encoding="utf-8") as f:
-                f.write(f"{split}\t{template}\n")
+                f.write(f"{split}\t{key}\n")
         if self.delay_s:
             time.sleep(self.delay_s)
+
+    def _outcomes(self, text: str, split: str) -> tuple[tuple[float, ...], list[float]]:
+        """Per pseudo-image: right (1/0), and a true-class probability above 0.5 exactly when right."""
         salt = (self.salt,) if self.salt else ()
-        bias = 0.15 * sum(w in template.lower() for w in _GOOD_WORDS) + 0.5 * _unit(*salt, template, "bias")
+        bias = 0.15 * sum(w in text.lower() for w in _GOOD_WORDS) + 0.5 * _unit(*salt, text, "bias")
         items = tuple(
-            1.0 if _unit(*salt, template, split, i) < min(0.95, 0.25 + bias) else 0.0
+            1.0 if _unit(*salt, text, split, i) < min(0.95, 0.25 + bias) else 0.0
             for i in range(self.n_items)
         )
+        p_true = [0.5 + 0.5 * _unit(*salt, text, i, "p") if ok else 0.05 + 0.45 * _unit(*salt, text, i, "p")
+                  for i, ok in enumerate(items)]
+        return items, p_true
+
+    def _score(self, key: str, items: tuple[float, ...], p_true: list[float], split: str) -> Score:
+        salt = (self.salt,) if self.salt else ()
         value = sum(items) / len(items)
         k = self.n_classes
         labels = tuple(i % k for i in range(self.n_items))
-        wrong = [(lab + 1 + int(_unit(*salt, template, split, i, "as") * (k - 1))) % k
+        wrong = [(lab + 1 + int(_unit(*salt, key, split, i, "as") * (k - 1))) % k
                  for i, lab in enumerate(labels)]
         preds = tuple(lab if ok or k == 1 else w for lab, ok, w in zip(labels, items, wrong, strict=True))
-        p_true = [0.5 + 0.5 * _unit(*salt, template, i, "p") if ok else 0.05 + 0.45 * _unit(*salt, template, i, "p")
-                  for i, ok in enumerate(items)]
         cross_entropy = round(-sum(math.log(p) for p in p_true) / len(p_true), 6)
-        return Score(value, {"mean_margin": round(value - 0.5 + 0.01 * _unit(template), 6),
+        return Score(value, {"mean_margin": round(value - 0.5 + 0.01 * _unit(key), 6),
                              "cross_entropy": cross_entropy},
                      per_item=items, labels=labels, predictions=preds)
+
+    def score_set(self, prompt_set: PromptSet, split: str = "train") -> Score:
+        """A prompt set as one classifier: an image's true-class probability is the mean over its
+        class's texts (each template, each description of that class), right when above 0.5; a
+        plain set scores exactly as its template."""
+        if prompt_set.is_plain:
+            return self.score(prompt_set.templates[0], split)
+        if any(f in t for t in prompt_set.templates for f in self.fail_on):
+            raise ScorerError(f"fake scorer refuses templates containing {self.fail_on}")
+        self._log(prompt_set.key, split)
+        unknown = sorted(set(prompt_set.class_texts) - set(self.class_names))
+        if unknown:
+            raise ScorerError(f"descriptions for classes the task does not have: {', '.join(unknown)[:200]}")
+        k = self.n_classes
+        every = {*prompt_set.templates, *(d for ds in prompt_set.class_texts.values() for d in ds)}
+        per_text = {t: self._outcomes(t, split)[1] for t in every}
+        p_true = []
+        for i in range(self.n_items):
+            name = self.class_names[i % k]
+            texts = [*prompt_set.templates, *prompt_set.class_texts.get(name, ())]
+            p_true.append(sum(per_text[t][i] for t in texts) / len(texts))
+        items = tuple(1.0 if p > 0.5 else 0.0 for p in p_true)
+        return self._score(prompt_set.key, items, p_true, split)
 
     def score_ensemble(self, templates: Sequence[str], split: str = "train") -> Score:
         scores = [self.score(t, split) for t in templates]
@@ -88,7 +128,8 @@ def build(arg: str, *, task: Any = None, cache_dir: Path | None = None,
     opts = dict(options or {})
     log = opts.get("log_path")
     info = getattr(task, "info", None)
-    n_classes = len(info.class_names) if info is not None and info.class_names else 8
+    names = tuple(info.class_names) if info is not None and info.class_names else ()
+    n_classes = int(opts.get("n_classes", len(names) or 8))
     return FakeScorer(int(opts.get("n_items", 40)), float(opts.get("delay_s", 0.0)),
                       tuple(opts.get("fail_on", ())), Path(log) if log else None, salt=arg,
-                      n_classes=int(opts.get("n_classes", n_classes)))
+                      n_classes=n_classes, class_names=names if len(names) == n_classes else ())

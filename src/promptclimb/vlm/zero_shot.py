@@ -16,6 +16,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from promptclimb.candidate import Candidate, Score
+from promptclimb.prompt_set import PromptSet
 from promptclimb.tasks.classification import ClassificationTask
 from promptclimb.vlm.base import ScorerConfigError, ScorerError
 from promptclimb.vlm.extraction import extract_features
@@ -49,6 +50,22 @@ def build_zero_shot_weights(encode: Callable[[list[str]], np.ndarray], class_nam
     cands = [Candidate(t) for t in templates]
     per_template = [normalise(encode([c.fill(name) for name in class_names])) for c in cands]
     return normalise(np.mean(per_template, axis=0))
+
+
+def build_set_weights(encode: Callable[[list[str]], np.ndarray], class_names: Sequence[str],
+                      prompt_set: PromptSet) -> np.ndarray:
+    """Classes x dim: per class, the renormalised mean of the normalised embeddings of all its
+    texts (every template filled with its name, plus its descriptions: prompt_set.py)."""
+    unknown = sorted(set(prompt_set.class_texts) - set(class_names))
+    if unknown:
+        raise ScorerError(f"descriptions for classes the task does not have: {', '.join(unknown)[:200]}")
+    texts = [prompt_set.texts_for(name) for name in class_names]
+    flat = normalise(encode([t for group in texts for t in group]))
+    rows, start = [], 0
+    for group in texts:
+        rows.append(flat[start:start + len(group)].mean(axis=0))
+        start += len(group)
+    return normalise(np.stack(rows))
 
 
 def accuracy_score(image_features: np.ndarray, labels: np.ndarray, weights: np.ndarray,
@@ -168,6 +185,18 @@ class ZeroShotScorer:
 
     def score(self, template: str, split: str = "train") -> Score:
         return self.score_ensemble([template], split)
+
+    def score_set(self, prompt_set: PromptSet, split: str = "train") -> Score:
+        """A prompt set as one classifier (prompt_set.py); a plain set scores as its template."""
+        if not prompt_set.class_texts:
+            return self.score_ensemble(prompt_set.templates, split)
+        key = ((prompt_set.key,), split)
+        with self._lock:
+            if key not in self._scores:
+                feats, labels = self.image_features(split)
+                weights = build_set_weights(self.encode_texts, self.task.class_names, prompt_set)
+                self._scores[key] = accuracy_score(feats, labels, weights, self.task.class_names)
+            return self._scores[key]
 
     def score_ensemble(self, templates: Sequence[str], split: str = "train") -> Score:
         key = (tuple(templates), split)
