@@ -47,7 +47,9 @@ from promptclimb.vlm.base import CLASS_TEXTS
 class DescribeOptions(BaseModel):
     start: str | None = Field(None, description="template to describe from (default: the best scored)")
     descriptions: int = Field(3, ge=1, le=20, description="descriptions asked per class")
-    classes_per_request: int = Field(10, ge=1, le=200, description="classes per description request")
+    # 3 classes x 3 descriptions (about 200 tokens) fit one reply of the local backend (at most 256
+    # tokens); with 10 a request, Qwen 1.5B wrote one line a class, then invented classes, then ran out.
+    classes_per_request: int = Field(3, ge=1, le=200, description="classes per description request")
     rounds: int = Field(5, ge=0, le=200, description="rewrites of the worst classes' descriptions")
     worst_classes: int = Field(3, ge=1, le=100, description="classes rewritten per round")
     description_tokens: int = Field(400, ge=16, le=4096, description="max_tokens of a description reply")
