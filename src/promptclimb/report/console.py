@@ -38,6 +38,7 @@ class ConsoleProgress:
             self.best = max(self.best or 0.0, trial.train_score)
         u, b = study.usage, study.budget
         queries = f"{u.scorer_queries}" + (f"/{b.scorer_queries}" if b.scorer_queries else "")
+        images = f"{u.scorer_images}" + (f"/{b.scorer_images}" if b.scorer_images else "")
         at_origin = not trial.restart + trial.reset + trial.iteration
         in_pool = trial.exchange_id is None and trial.error is None and at_origin
         where = "pool" if in_pool else f"r{trial.restart} n{trial.reset} k{trial.iteration}"
@@ -46,7 +47,7 @@ class ConsoleProgress:
         self.console.print(
             f"[dim]#{trial.number:<4}[/] {where:<11} [{style}]{trial.state.value:<9}[/] "
             f"{format_score(trial.train_score):>6}  best {format_score(self.best):>6}  "
-            f"[dim]queries {queries}  llm {u.llm_calls} calls {u.llm_tokens} tok[/]  {what}",
+            f"[dim]queries {queries}  images {images}  llm {u.llm_calls} calls {u.llm_tokens} tok[/]  {what}",
             highlight=False, soft_wrap=True,
         )
 

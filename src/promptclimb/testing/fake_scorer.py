@@ -6,7 +6,9 @@ tie at coarse steps like real few-shot accuracy, and are stable across runs and 
 ``fake:NAME`` is another fake backbone: the same hashes salted with NAME (transfer tests).
 Image i belongs to class ``i % n_classes``; a wrong image is "taken for" a hashed other class, and
 a hashed true-class probability gives a cross-entropy, so class feedback and fitness terms that
-need them run too.
+need them run too. ``outcomes`` maps a template to its per-image correctness on every split, as a
+'0'/'1' string of ``n_items`` (tests that need a known answer, e.g. racing's); ``score_rows``
+scores some images only (``row_calls`` and the log record ``split[n]`` for them).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from promptclimb.candidate import Candidate, Score
-from promptclimb.vlm.base import ScorerError
+from promptclimb.vlm.base import ScorerConfigError, ScorerError
 
 _GOOD_WORDS = ("photo", "picture", "image", "close-up", "a type of")
 
@@ -35,7 +37,8 @@ class FakeScorer:
     description = "fake: a deterministic hash of the template text (for tests; not a VLM)"
 
     def __init__(self, n_items: int = 40, delay_s: float = 0.0, fail_on: Sequence[str] = (),
-                 log_path: Path | None = None, salt: str = "", n_classes: int = 8):
+                 log_path: Path | None = None, salt: str = "", n_classes: int = 8,
+                 outcomes: Mapping[str, str] | None = None):
         self.name = f"fake:{salt}" if salt else "fake"
         self.salt = salt
         self.n_items = n_items
@@ -43,36 +46,61 @@ class FakeScorer:
         self.fail_on = tuple(fail_on)
         self.log_path = log_path  # every scoring appended here: lets tests see across processes
         self.n_classes = max(1, n_classes)
+        self.outcomes = dict(outcomes or {})
+        bad = [t for t, bits in self.outcomes.items() if len(bits) != n_items or set(bits) - {"0", "1"}]
+        if bad:
+            raise ScorerConfigError(f"fake scorer outcomes for {bad[0]!r} must be {n_items} characters 0 or 1")
         self.calls: list[tuple[str, str]] = []
+        self.row_calls: list[tuple[str, str, int]] = []
 
     def splits(self) -> tuple[str, ...]:
         return ("train", "val", "test")
 
+    def split_labels(self, split: str) -> tuple[int, ...]:
+        return tuple(i % self.n_classes for i in range(self.n_items))
+
     def score(self, template: str, split: str = "train") -> Score:
+        self._check(template)
+        self.calls.append((template, split))
+        self._log(split, template)
+        return self._score(template, split, range(self.n_items))
+
+    def score_rows(self, template: str, split: str, rows: Sequence[int]) -> Score:
+        self._check(template)
+        self.row_calls.append((template, split, len(rows)))
+        self._log(f"{split}[{len(rows)}]", template)
+        return self._score(template, split, rows)
+
+    def _check(self, template: str) -> None:
         Candidate(template)  # a scorer must never be handed an invalid template
         if any(s in template for s in self.fail_on):
             raise ScorerError(f"fake scorer refuses templates containing {self.fail_on}")
-        self.calls.append((template, split))
+
+    def _log(self, split: str, template: str) -> None:
         if self.log_path is not None:
             with self.log_path.open("a", encoding="utf-8") as f:
                 f.write(f"{split}\t{template}\n")
         if self.delay_s:
             time.sleep(self.delay_s)
+
+    def _score(self, template: str, split: str, rows: Sequence[int]) -> Score:
         salt = (self.salt,) if self.salt else ()
         bias = 0.15 * sum(w in template.lower() for w in _GOOD_WORDS) + 0.5 * _unit(*salt, template, "bias")
+        bits = self.outcomes.get(template)
         items = tuple(
+            float(bits[i] == "1") if bits is not None else
             1.0 if _unit(*salt, template, split, i) < min(0.95, 0.25 + bias) else 0.0
-            for i in range(self.n_items)
+            for i in rows
         )
-        value = sum(items) / len(items)
+        value = sum(items) / len(items) if items else 0.0
         k = self.n_classes
-        labels = tuple(i % k for i in range(self.n_items))
+        labels = tuple(i % k for i in rows)
         wrong = [(lab + 1 + int(_unit(*salt, template, split, i, "as") * (k - 1))) % k
-                 for i, lab in enumerate(labels)]
+                 for i, lab in zip(rows, labels, strict=True)]
         preds = tuple(lab if ok or k == 1 else w for lab, ok, w in zip(labels, items, wrong, strict=True))
         p_true = [0.5 + 0.5 * _unit(*salt, template, i, "p") if ok else 0.05 + 0.45 * _unit(*salt, template, i, "p")
-                  for i, ok in enumerate(items)]
-        cross_entropy = round(-sum(math.log(p) for p in p_true) / len(p_true), 6)
+                  for i, ok in zip(rows, items, strict=True)]
+        cross_entropy = round(-sum(math.log(p) for p in p_true) / max(1, len(p_true)), 6)
         return Score(value, {"mean_margin": round(value - 0.5 + 0.01 * _unit(template), 6),
                              "cross_entropy": cross_entropy},
                      per_item=items, labels=labels, predictions=preds)
@@ -91,4 +119,4 @@ def build(arg: str, *, task: Any = None, cache_dir: Path | None = None,
     n_classes = len(info.class_names) if info is not None and info.class_names else 8
     return FakeScorer(int(opts.get("n_items", 40)), float(opts.get("delay_s", 0.0)),
                       tuple(opts.get("fail_on", ())), Path(log) if log else None, salt=arg,
-                      n_classes=int(opts.get("n_classes", n_classes)))
+                      n_classes=int(opts.get("n_classes", n_classes)), outcomes=opts.get("outcomes"))
