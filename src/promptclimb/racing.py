@@ -79,7 +79,7 @@ def interleaved_order(labels: Sequence[int], seed: int) -> list[int]:
         random.Random(f"racing/{seed}/{label}").shuffle(rows)
         queues.append(rows)
     random.Random(f"racing/{seed}/classes").shuffle(queues)
-    out = []
+    out: list[int] = []
     for j in range(max(map(len, queues), default=0)):
         out.extend(q[j] for q in queues if j < len(q))
     return out
