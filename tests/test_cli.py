@@ -100,7 +100,8 @@ def test_racing_from_the_command_line_and_an_image_budget(tmp_path: Path,
     run = tmp_path / "racing"
     assert main(["optimize", *CORE, *MNK, "--set", "method_options.racing=true", "--set",
                  "scorer_options.n_items=160", "--set", "racing.top_k=2", "--out", str(run)]) == 0
-    assert "images " in capsys.readouterr().out  # the progress line
+    progress = capsys.readouterr().out
+    assert "images " in progress and " pruned " in progress  # the progress line
     s = _show(run, capsys)
     assert s["n_pruned"] > 0 and 0 < s["scorer_images"] < 160 * s["scorer_queries"]
     config = RunStore.open(run).config

@@ -12,6 +12,7 @@ from promptclimb.config import ConfigError, RacingConfig, RunConfig
 from promptclimb.evaluation import PostHocEvaluation
 from promptclimb.proposers import build_method
 from promptclimb.racing import (
+    PRUNED,
     Racing,
     build_racing,
     default_minibatch,
@@ -101,6 +102,12 @@ def test_the_kth_best_is_the_bar_and_fewer_than_k_scored_means_full() -> None:
     assert out.pruned is None and out.images == N  # the same as the 2nd best: goes through
 
 
+def test_the_console_knows_a_pruned_trial_by_racings_own_prefix() -> None:
+    from promptclimb.report import console
+
+    assert console.PRUNED == PRUNED
+
+
 def test_setup_errors_are_one_line() -> None:
     scorer = FakeScorer(160)
     with pytest.raises(ConfigError, match=r"^racing.minibatch=500 but the train split has 160 images$"):
@@ -171,10 +178,15 @@ def test_a_racing_run_prunes_counts_images_and_never_selects_a_pruned_template(t
 
 def test_a_pruned_template_proposed_again_is_raced_again_not_a_duplicate(tmp_path: Path) -> None:
     scorer = FakeScorer(160, n_classes=CLASSES, outcomes={"a blurry {}.": "0" * 160})
-    study = _study(tmp_path, scorer, llm=ScriptedLLM(["a blurry {}."]))
+    llm = ScriptedLLM(["a blurry {}."])
+    study = _study(tmp_path, scorer, llm=llm)
     study.optimize()
     again = [t for t in study.trials() if t.template == "a blurry {}."]
     assert len(again) == 12 and all(is_pruned(t) for t in again)
+    # hill climbing tells the LLM it was worse and stopped early, with its score on the images seen
+    said = "\n".join(m.content for r in llm.requests for m in r.messages)
+    assert '"a blurry {}." scores lower than the best templates so far: it was stopped after part of the images ' \
+           "(0.0% on them)" in said
 
 
 def test_without_racing_a_trial_costs_the_whole_split_per_query(tmp_path: Path) -> None:

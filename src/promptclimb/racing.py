@@ -24,7 +24,8 @@ so on up to the whole train split, only while it can still reach the current top
 - Until k templates are fully scored, every candidate is scored on the whole split.
 - A pruned candidate is recorded as a failed trial whose error says ``pruned by racing at s/n
   images`` (``is_pruned``), with its rungs in ``metrics["racing"]``: it is never selected, never
-  the template a later duplicate points to, and its images are counted.
+  the template a later duplicate points to, and its images are counted. Proposed again, it races
+  again (and is charged again). Hill climbing tells the LLM it scored lower and was stopped early.
 
 Cost: the scorer keeps what it scored (SubsetScorer), so each rung costs its new images only: a
 pruned candidate costs ``s`` images, a promoted one ``n``, as without racing. A trial starts only
@@ -48,7 +49,7 @@ from promptclimb.selection import unpack_items
 from promptclimb.vlm.base import Scorer, SubsetScorer
 
 FRACTION = 8  # the first rung is about 1/FRACTION of the train split
-PRUNED = "pruned by racing"
+PRUNED = "pruned by racing"  # the trial's error begins so (report/console.py shows it as "pruned")
 
 
 def is_pruned(trial: Trial) -> bool:
