@@ -36,7 +36,7 @@ def bits(rows: set[int]) -> str:
 def full_trial(number: int, template: str, outcome: str) -> Trial:
     """A fully scored trial as the Study records it (per-image outcomes packed)."""
     return Trial(number, TrialState.COMPLETE, template, train_score=outcome.count("1") / N,
-                 metrics={"per_item": outcome, "queries": 1, "images": N})
+                 metrics={"per_item": outcome, "queries": 1, "images_scored": N})
 
 
 def racing(outcomes: dict[str, str], top_k: int = 1) -> tuple[Racing, FakeScorer]:
@@ -155,7 +155,7 @@ def _study(tmp_path: Path, scorer: FakeScorer, *, name: str = "run", racing_on: 
 
 def _signature(store: RunStore) -> list[tuple[object, ...]]:
     return [(s.key, s.trial.state.value, s.trial.template, s.trial.train_score, s.trial.error,
-             s.trial.metrics.get("images")) for s in store.stored_trials()]
+             s.trial.metrics.get("images_scored")) for s in store.stored_trials()]
 
 
 def test_a_racing_run_prunes_counts_images_and_never_selects_a_pruned_template(tmp_path: Path) -> None:
@@ -166,10 +166,10 @@ def test_a_racing_run_prunes_counts_images_and_never_selects_a_pruned_template(t
     pruned = [t for t in trials if is_pruned(t)]
     complete = [t for t in trials if t.state is TrialState.COMPLETE]
     assert pruned and complete
-    assert all(t.metrics["images"] in (20, 40, 80) and t.metrics["queries"] == 1 for t in pruned)
+    assert all(t.metrics["images_scored"] in (20, 40, 80) and t.metrics["queries"] == 1 for t in pruned)
     assert all(t.train_score is None and t.duplicate_of is None for t in pruned)
-    assert all(t.metrics["images"] == 160 for t in complete)
-    assert study.usage.scorer_images == sum(int(t.metrics.get("images", 0)) for t in trials)
+    assert all(t.metrics["images_scored"] == 160 for t in complete)
+    assert study.usage.scorer_images == sum(int(t.metrics.get("images_scored", 0)) for t in trials)
     assert study.usage.scorer_images < 160 * study.usage.scorer_queries
     assert result.best is not None and result.best.state is TrialState.COMPLETE
     assert not {t.template for t in pruned} & {t.template for t in result.ranking}
@@ -194,7 +194,7 @@ def test_without_racing_a_trial_costs_the_whole_split_per_query(tmp_path: Path) 
     study = _study(tmp_path, scorer, racing_on=False, score_val=True)
     study.optimize()
     scored = [t for t in study.trials() if t.metrics.get("queries")]
-    assert all(t.metrics["images"] == 40 * t.metrics["queries"] for t in scored)
+    assert all(t.metrics["images_scored"] == 40 * t.metrics["queries"] for t in scored)
     assert study.usage.scorer_images == 40 * study.usage.scorer_queries
 
 

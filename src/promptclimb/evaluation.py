@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from promptclimb.candidate import Score, Trial, TrialState
+from promptclimb.racing import IMAGES_SCORED
 from promptclimb.references import score_references
 from promptclimb.selection import BestTrainSelector
 from promptclimb.store import RunStore
@@ -89,7 +90,7 @@ def budget_curve(store: RunStore, scorer: Any = None) -> list[dict[str, Any]]:
     test_cache: dict[str, float | None] = {}
     for t in store.trials():
         queries += int(t.metrics.get("queries", 0))
-        images += int(t.metrics.get("images", 0))
+        images += int(t.metrics.get(IMAGES_SCORED, 0))
         if t.exchange_id is not None:
             tokens = max(tokens, tokens_by_id.get(t.exchange_id, tokens))
         if t.state is TrialState.COMPLETE and t.train_score is not None and (best is None or t.train_score > best):

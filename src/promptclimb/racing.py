@@ -49,6 +49,7 @@ from promptclimb.selection import unpack_items
 from promptclimb.vlm.base import Scorer, SubsetScorer
 
 FRACTION = 8  # the first rung is about 1/FRACTION of the train split
+IMAGES_SCORED = "images_scored"  # every trial's metric: the images its scoring cost (train + val)
 PRUNED = "pruned by racing"  # the trial's error begins so (report/console.py shows it as "pruned")
 
 
@@ -96,7 +97,7 @@ class RaceOutcome:
     def metrics(self) -> dict[str, Any]:
         out: dict[str, Any] = {"racing": self.rungs}
         if self.pruned is not None:
-            out.update(queries=1, images=self.images)
+            out.update({"queries": 1, IMAGES_SCORED: self.images})
         return out
 
 

@@ -13,7 +13,7 @@ not the API's JSON). Then the run stops with EndpointDown (one line: endpoint, s
 is not marked finished, and ``promptclimb resume`` asks the stopping call again. Failures that
 cost a trial are replayed on resume as they were, so no position is ever recorded twice.
 
-Scoring is counted in queries and in images scored (``metrics["images"]`` of every trial: train,
+Scoring is counted in queries and in images scored (``metrics["images_scored"]`` of every trial: train,
 plus val when scored). With ``racing`` (racing.py) a new candidate is scored on nested subsets of
 the train images and stops (pruned) once it cannot reach the top-k.
 """
@@ -44,7 +44,7 @@ from promptclimb.llm.base import (
 )
 from promptclimb.llm.cache import CachedLLM
 from promptclimb.proposers.base import LLMAnswer, Proposal, ProposalStream, Proposer, ProposerEnv
-from promptclimb.racing import Racing
+from promptclimb.racing import IMAGES_SCORED, Racing
 from promptclimb.selection import BestTrainSelector, Selector
 from promptclimb.store import ENDPOINT_FAILED, STOPPED, RunStore, StoreError
 from promptclimb.tasks.base import TaskInfo
@@ -247,15 +247,15 @@ class Study:
         now = time.time()
         template = p.candidate.template if p.candidate else None
         queries = (score is not None) + (val is not None)
-        metrics: dict[str, Any] = {"queries": queries or (1 if error and error.startswith("scorer:") else 0),
-                                   "images": _n_images(score) + _n_images(val)}
-        metrics.update(extra or {})
+        metrics: dict[str, Any] = {"queries": queries or (1 if error and error.startswith("scorer:") else 0)}
         if score is not None:
             metrics.update(score.metrics)
             if score.per_item is not None and len(score.per_item) <= 20000:
                 metrics["per_item"] = _pack(score.per_item)
             if score.predictions is not None and score.labels is not None and len(score.labels) <= 20000:
                 metrics["labels"], metrics["predictions"] = list(score.labels), list(score.predictions)
+        metrics[IMAGES_SCORED] = _n_images(score) + _n_images(val)  # after the scorer's metrics (t2i: "images")
+        metrics.update(extra or {})
         if duplicate_of is not None:
             state, train, val_v = TrialState.DUPLICATE, duplicate_of.train_score, duplicate_of.val_score
         elif score is not None:
@@ -278,7 +278,7 @@ class Study:
             self._seen[stream].append(trial)
             if trial.state is TrialState.COMPLETE and trial.template:
                 self._by_template.setdefault(trial.template, trial)
-        self.calls.meter.add_queries(int(trial.metrics.get("queries", 0)), int(trial.metrics.get("images", 0)))
+        self.calls.meter.add_queries(int(trial.metrics.get("queries", 0)), int(trial.metrics.get(IMAGES_SCORED, 0)))
         for cb in self.callbacks:
             cb(self, trial)
 
