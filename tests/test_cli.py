@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from promptclimb.cli import main
-from promptclimb.store import STORE_FILE
+from promptclimb.store import STORE_FILE, RunStore
 
 CORE = ["--task", "demo", "--scorer", "fake", "--llm", "scripted", "--method", "hill_climb", "--seed", "1"]
 MNK = ["--set", "method_options.restarts=2", "--set", "method_options.resets=2",
@@ -82,6 +82,9 @@ def test_scripted_transcript_replays_a_recorded_run(
     (["--scorer", "nope"], "unknown scorer 'nope'; known:"),
     (["--llm", "nope:x"], "unknown llm 'nope'; known:"),
     (["--llm", "scripted:/no/such/file.txt"], "does not exist"),
+    (["--set", "racing.minibatch=500"], "racing.minibatch=500 but the train split has 40 images"),
+    (["--set", "method_options.racing={\"minibatch\": 0}"], "racing.minibatch=0 must be at least 1 image"),
+    (["--set", "racing=3"], "racing: expected true, false or a table of settings"),
 ])
 def test_bad_input_gets_one_clear_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                        argv: list[str], message: str) -> None:
@@ -90,6 +93,26 @@ def test_bad_input_gets_one_clear_line(tmp_path: Path, capsys: pytest.CaptureFix
     assert code == 2
     assert err.startswith("promptclimb: error: ") and message in err
     assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_racing_from_the_command_line_and_an_image_budget(tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    run = tmp_path / "racing"
+    assert main(["optimize", *CORE, *MNK, "--set", "method_options.racing=true", "--set",
+                 "scorer_options.n_items=160", "--set", "racing.top_k=2", "--out", str(run)]) == 0
+    progress = capsys.readouterr().out
+    assert "images " in progress and " pruned " in progress  # the progress line
+    s = _show(run, capsys)
+    assert s["n_pruned"] > 0 and 0 < s["scorer_images"] < 160 * s["scorer_queries"]
+    config = RunStore.open(run).config
+    assert config["racing"]["enabled"] and config["racing"]["top_k"] == 2 and "racing" not in config["method_options"]
+
+    capped = tmp_path / "capped"
+    assert main(["optimize", *CORE, "--max-images", "100", "--out", str(capped)]) == 0
+    assert "scorer_images=100" in capsys.readouterr().out
+    s = _show(capped, capsys)
+    assert s["scorer_images"] == 80 and s["n_trials"] == 2 and s["stopped_by"] == "scorer_images=100"
+    assert s["finished"] is True
 
 
 def test_bad_config_file_and_missing_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

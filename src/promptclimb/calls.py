@@ -34,7 +34,8 @@ class Budget:
     llm_calls: int | None = None
     llm_tokens: int | None = None
     cost_usd: float | None = None
-    images: int | None = None
+    images: int | None = None  # images GENERATED (text-to-image runs)
+    scorer_images: int | None = None  # images SCORED by the classification scorer (train + val)
 
 
 @dataclass
@@ -42,6 +43,7 @@ class Usage:
     """What a run has spent, by the budget's measures and by call kind."""
 
     scorer_queries: int = 0
+    scorer_images: int = 0  # images the scorer classified for trials (racing scores fewer)
     cost_usd: float = 0.0
     calls: dict[str, int] = field(default_factory=dict)
     tokens: dict[str, int] = field(default_factory=dict)
@@ -116,15 +118,20 @@ class Meter:
             u.cost_by_kind[kind] = u.cost_by_kind.get(kind, 0.0) + (record.cost_usd or 0.0)
             u.cost_usd += record.cost_usd or 0.0
 
-    def check_queries(self, n: int) -> None:
-        cap = self.budget.scorer_queries
+    def check_queries(self, n: int, images: int = 0) -> None:
+        """Before a scoring of ``n`` queries costing ``images`` images at most (0: not known, then
+        the image budget stops the run once it is reached)."""
+        cap, cap_images = self.budget.scorer_queries, self.budget.scorer_images
         with self._lock:
             if cap is not None and self.usage.scorer_queries + n > cap:
                 raise BudgetExhausted(f"scorer_queries={cap}")
+            if cap_images is not None and self.usage.scorer_images + max(images, 1) > cap_images:
+                raise BudgetExhausted(f"scorer_images={cap_images}")
 
-    def add_queries(self, n: int) -> None:
+    def add_queries(self, n: int, images: int = 0) -> None:
         with self._lock:
             self.usage.scorer_queries += n
+            self.usage.scorer_images += images
 
 
 @dataclass(frozen=True)

@@ -30,8 +30,10 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-llm-calls", type=int, help="budget: LLM calls")
     p.add_argument("--max-tokens", type=int, help="budget: LLM tokens")
     p.add_argument("--max-cost", type=float, help="budget: estimated USD")
+    p.add_argument("--max-images", type=int, help="budget: images scored (train + val; racing scores fewer)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="any setting, e.g. method_options.restarts=2 (VALUE is parsed as JSON)")
+                   help="any setting, e.g. method_options.restarts=2 or racing.minibatch=40 "
+                        "(VALUE is parsed as JSON)")
     p.add_argument("--replay-only", action="store_true", default=None,
                    help="answer LLM calls from the cache only; fail on a miss")
     p.add_argument("--n-jobs", type=int, help="run restarts concurrently (remote LLMs)")
@@ -40,7 +42,8 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     budget = {k: v for k, v in {
         "scorer_queries": args.max_queries, "llm_calls": args.max_llm_calls,
-        "llm_tokens": args.max_tokens, "cost_usd": args.max_cost}.items() if v is not None}
+        "llm_tokens": args.max_tokens, "cost_usd": args.max_cost,
+        "scorer_images": args.max_images}.items() if v is not None}
     out: dict[str, Any] = {
         "task": args.task, "scorer": args.scorer, "llm": args.llm, "method": args.method,
         "seed": args.seed, "shots": args.shots, "data_root": args.data_root,

@@ -9,6 +9,10 @@ A config file is TOML or JSON with the fields of RunConfig, e.g.::
     restarts = 3
     [budget]
     scorer_queries = 50
+
+Racing (racing.py) is on for any method with ``racing = true``, a ``[racing]`` table of its settings
+(which turns it on unless it says ``enabled = false``), or the same under ``method_options.racing``
+(``--set method_options.racing=true``, ``--set racing.minibatch=40``); it is stored as ``racing``.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 
 class ConfigError(ValueError):
@@ -34,6 +38,26 @@ class BudgetConfig(BaseModel):
     llm_calls: int | None = Field(None, ge=1)
     llm_tokens: int | None = Field(None, ge=1, description="prompt + completion tokens")
     cost_usd: float | None = Field(None, gt=0, description="estimated from the price table")
+    scorer_images: int | None = Field(None, ge=1, description="images scored on train (+val)")
+
+
+class RacingConfig(BaseModel):
+    """Racing's settings (the rule and its defaults: racing.py)."""
+
+    model_config = ConfigDict(extra="forbid")
+    enabled: bool = False
+    minibatch: int | None = Field(None, description="train images of the first rung (default: racing.py)")
+    top_k: int = Field(3, ge=1, description="a candidate races the k-th best fully scored template")
+    z: float = Field(2.0, ge=0, description="slack in standard deviations of the paired difference")
+
+
+def _racing_table(value: Any) -> dict[str, Any]:
+    """``true``/``false`` or a table of settings (on unless it says ``enabled = false``)."""
+    if isinstance(value, bool):
+        return {"enabled": value}
+    if isinstance(value, dict):
+        return {"enabled": True, **value}
+    raise ConfigError(f"racing: expected true, false or a table of settings, got {value!r}")
 
 
 def default_cache_dir() -> str:
@@ -67,6 +91,24 @@ class RunConfig(BaseModel):
     n_jobs: int = Field(1, ge=1, le=64, description="restarts run concurrently (remote LLMs)")
     max_endpoint_failures: int = Field(3, ge=1, le=1000, description="consecutive LLM calls the endpoint "
                                        "may fail (after retries) before the run stops, resumable")
+    racing: RacingConfig = Field(default_factory=RacingConfig, description="successive halving, racing.py")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _gather_racing(cls, data: Any) -> Any:
+        """``racing`` and ``method_options.racing`` (for any method) become the one racing table."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        racing = _racing_table(data["racing"]) if "racing" in data else {}
+        options = data.get("method_options")
+        if isinstance(options, dict) and "racing" in options:
+            options = dict(options)
+            racing = {**racing, **_racing_table(options.pop("racing"))}
+            data["method_options"] = options
+        if racing:
+            data["racing"] = racing
+        return data
 
 
 def describe_validation_error(err: ValidationError, prefix: str = "") -> str:

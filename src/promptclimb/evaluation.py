@@ -12,6 +12,7 @@ from typing import Any
 
 from promptclimb.candidate import Score, Trial, TrialState
 from promptclimb.prompt_set import is_set_key
+from promptclimb.racing import IMAGES_SCORED
 from promptclimb.references import score_references
 from promptclimb.selection import BestTrainSelector
 from promptclimb.store import RunStore
@@ -80,7 +81,7 @@ class PostHocEvaluation:
 
 
 def budget_curve(store: RunStore, scorer: Any = None) -> list[dict[str, Any]]:
-    """Best train score so far against scorer queries and LLM tokens, with the test accuracy of
+    """Best train score so far against scorer queries, images scored and LLM tokens, with the test accuracy of
     that best-so-far template scored after the run (post hoc: never used to choose; skipped
     without a scorer)."""
     tokens_by_id, total = {}, 0
@@ -88,10 +89,11 @@ def budget_curve(store: RunStore, scorer: Any = None) -> list[dict[str, Any]]:
         total += e.prompt_tokens + e.completion_tokens
         tokens_by_id[e.id] = total
     points: list[dict[str, Any]] = []
-    queries, tokens, best, best_template = 0, 0, None, None
+    queries, images, tokens, best, best_template = 0, 0, 0, None, None
     test_cache: dict[str, float | None] = {}
     for t in store.trials():
         queries += int(t.metrics.get("queries", 0))
+        images += int(t.metrics.get(IMAGES_SCORED, 0))
         if t.exchange_id is not None:
             tokens = max(tokens, tokens_by_id.get(t.exchange_id, tokens))
         if t.state is TrialState.COMPLETE and t.train_score is not None and (best is None or t.train_score > best):
@@ -99,6 +101,6 @@ def budget_curve(store: RunStore, scorer: Any = None) -> list[dict[str, Any]]:
             if best_template not in test_cache:
                 test_cache[best_template or ""] = (score_prompt(scorer, best_template or "", "test").value
                                                    if scorer is not None and "test" in scorer.splits() else None)
-        points.append({"queries": queries, "tokens": tokens, "best_train": best,
+        points.append({"queries": queries, "images": images, "tokens": tokens, "best_train": best,
                        "best_test": test_cache.get(best_template or ""), "template": best_template})
     return points

@@ -20,6 +20,7 @@ from promptclimb.llm.cache import CachedLLM, LLMCache
 from promptclimb.llm.pricing import reply_cost_fn
 from promptclimb.proposers import build_method
 from promptclimb.proposers.base import Proposer
+from promptclimb.racing import Racing, build_racing
 from promptclimb.selection import build_selector
 from promptclimb.store import RunStore, StoreError
 from promptclimb.study import Budget, Callback, Study, StudyResult
@@ -35,6 +36,7 @@ class RunParts:
     scorer: Scorer
     proposer: Proposer
     llm: ChatLLM | None
+    racing: Racing | None = None
 
 
 def build_parts(config: RunConfig) -> RunParts:
@@ -54,7 +56,7 @@ def build_parts(config: RunConfig) -> RunParts:
     scorer = build_scorer(config.scorer, task=task, cache_dir=Path(config.cache_dir).expanduser(),
                           options=config.scorer_options)
     check_scorer(scorer, proposer.scorer_needs(), config.method)
-    return RunParts(config, task, scorer, proposer, llm)
+    return RunParts(config, task, scorer, proposer, llm, build_racing(config.racing, scorer, config.seed))
 
 
 def config_task(config: RunConfig) -> Task:
@@ -72,7 +74,7 @@ def make_study(parts: RunParts, store: RunStore, callbacks: Sequence[Callback] =
         budget=Budget(**c.budget.model_dump()), callbacks=callbacks, score_val=c.score_val,
         cost_fn=reply_cost_fn(parts.llm), selector=build_selector(c.selection),
         evaluation=PostHocEvaluation(parts.scorer, c.ensemble_k, c.oracle_top_n, test=c.evaluate_test),
-        max_endpoint_failures=c.max_endpoint_failures,
+        max_endpoint_failures=c.max_endpoint_failures, racing=parts.racing,
     )
     for warning in getattr(parts.task, "warnings", ()):  # e.g. seeds that cannot give different shots
         study.warn(warning)

@@ -112,7 +112,8 @@ def render_run_report(run_dir: Path) -> str:
                 ["prompt tokens", str(sum(e.prompt_tokens for e in exchanges))],
                 ["completion tokens", str(sum(e.completion_tokens for e in exchanges))],
                 ["estimated cost (USD)", f"{summary['llm_cost_usd']:.4f}"],
-                ["scorer queries", str(summary["scorer_queries"])]]
+                ["scorer queries", str(summary["scorer_queries"])],
+                ["images scored", str(summary["scorer_images"])]]
         hist = [[str(t.number), t.state.value, short_form(t.template), format_score(t.train_score),
                  format_score(t.test_score), t.error or ""] for t in trials]
         extra = kind_of(config).report_section(store, run_dir)

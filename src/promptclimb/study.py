@@ -12,6 +12,10 @@ consecutive calls failing with endpoint errors (connection, timeout, HTTP status
 not the API's JSON). Then the run stops with EndpointDown (one line: endpoint, status, fix),
 is not marked finished, and ``promptclimb resume`` asks the stopping call again. Failures that
 cost a trial are replayed on resume as they were, so no position is ever recorded twice.
+
+Scoring is counted in queries and in images scored (``metrics["images_scored"]`` of every trial: train,
+plus val when scored). With ``racing`` (racing.py) a new candidate is scored on nested subsets of
+the train images and stops (pruned) once it cannot reach the top-k.
 """
 
 from __future__ import annotations
@@ -39,12 +43,13 @@ from promptclimb.llm.base import (
     LLMReplyError,
 )
 from promptclimb.llm.cache import CachedLLM
-from promptclimb.prompt_set import PromptSet
+from promptclimb.prompt_set import PromptSet, is_set_key
 from promptclimb.proposers.base import LLMAnswer, Proposal, ProposalStream, Proposer, ProposerEnv
+from promptclimb.racing import IMAGES_SCORED, Racing
 from promptclimb.selection import BestTrainSelector, Selector
 from promptclimb.store import ENDPOINT_FAILED, STOPPED, RunStore, StoreError
 from promptclimb.tasks.base import TaskInfo
-from promptclimb.vlm.base import Scorer, ScorerConfigError, check_scorer, score_prompt
+from promptclimb.vlm.base import Scorer, ScorerConfigError, SubsetScorer, check_scorer, score_prompt
 
 Callback = Callable[["Study", Trial], None]
 
@@ -85,6 +90,7 @@ class Study:
         max_failed_replies: int = 6,
         max_endpoint_failures: int = 3,
         calls: RecordedCalls | None = None,
+        racing: Racing | None = None,
     ) -> None:
         self.store, self.proposer, self.scorer, self.task = store, proposer, scorer, task
         check_scorer(scorer, proposer.scorer_needs(), proposer.name)
@@ -97,6 +103,7 @@ class Study:
         self.selector = selector or BestTrainSelector()
         self.cost_fn = cost_fn
         self.evaluation = evaluation
+        self.racing = racing
         self.stopped_by: str | None = None
         self.max_failed_replies = max_failed_replies
         self.max_endpoint_failures = max_endpoint_failures
@@ -151,8 +158,7 @@ class Study:
     # -- driving streams ------------------------------------------------------------------
     def _env(self, stream: str) -> ProposerEnv:
         def history() -> list[Trial]:
-            with self._lock:
-                return [*self._seen[POOL], *(self._seen[stream] if stream != POOL else [])]
+            return self._history(stream)
 
         return ProposerEnv(
             task=self.task, seed=self.seed, stream=stream if stream == POOL else int(stream),
@@ -205,16 +211,28 @@ class Study:
             return self._record(p, stream, None, None, duplicate_of=first)
         self._charge_scorer()
         # A prompt set scores as one classifier, one query like a template (vlm/base.py score_prompt).
+        # Racing (racing.py) races plain templates only; a prompt set is scored on the whole split.
         what = p.candidate if isinstance(p.candidate, PromptSet) else p.candidate.template
+        race = None
         try:
             with self._score_lock:
-                score = score_prompt(self.scorer, what, "train")
-                val = score_prompt(self.scorer, what, "val") if self.score_val else None
+                if self.racing is not None and not is_set_key(p.prompt):
+                    race = self.racing.race(p.prompt, self._history(stream))
+                    score = race.score
+                else:
+                    score = score_prompt(self.scorer, what, "train")
+                val = score_prompt(self.scorer, what, "val") if self.score_val and score is not None else None
         except (ScorerConfigError, EndpointDown, BudgetExhausted, KeyboardInterrupt):  # so does its own budget
             raise
         except Exception as err:  # a VLM error fails this trial, not the run
             return self._record(p, stream, None, f"scorer: {type(err).__name__}: {err}")
-        return self._record(p, stream, score, None, val=val)
+        extra = race.metrics() if race is not None else None
+        return self._record(p, stream, score, race.pruned if race else None, val=val, extra=extra)
+
+    def _history(self, stream: str) -> list[Trial]:
+        """What a stream sees (the pool and its own trials): racing's top-k, whatever other threads do."""
+        with self._lock:
+            return [*self._seen[POOL], *(self._seen[stream] if stream != POOL else [])]
 
     def _replayed(self, p: Proposal, stream: str) -> Trial | None:
         trial = self._recorded.get(p.key)
@@ -229,7 +247,8 @@ class Study:
         return trial
 
     def _record(self, p: Proposal, stream: str, score: Score | None, error: str | None,
-                *, val: Score | None = None, duplicate_of: Trial | None = None) -> Trial:
+                *, val: Score | None = None, duplicate_of: Trial | None = None,
+                extra: dict[str, Any] | None = None) -> Trial:
         now = time.time()
         template = p.prompt  # a template, or a prompt set's key
         queries = (score is not None) + (val is not None)
@@ -240,6 +259,8 @@ class Study:
                 metrics["per_item"] = _pack(score.per_item)
             if score.predictions is not None and score.labels is not None and len(score.labels) <= 20000:
                 metrics["labels"], metrics["predictions"] = list(score.labels), list(score.predictions)
+        metrics[IMAGES_SCORED] = _n_images(score) + _n_images(val)  # after the scorer's metrics (t2i: "images")
+        metrics.update(extra or {})
         if duplicate_of is not None:
             state, train, val_v = TrialState.DUPLICATE, duplicate_of.train_score, duplicate_of.val_score
         elif score is not None:
@@ -262,12 +283,19 @@ class Study:
             self._seen[stream].append(trial)
             if trial.state is TrialState.COMPLETE and trial.template:
                 self._by_template.setdefault(trial.template, trial)
-        self.calls.meter.add_queries(int(trial.metrics.get("queries", 0)))
+        self.calls.meter.add_queries(int(trial.metrics.get("queries", 0)), int(trial.metrics.get(IMAGES_SCORED, 0)))
         for cb in self.callbacks:
             cb(self, trial)
 
     def _charge_scorer(self) -> None:
-        self.calls.meter.check_queries(1 + self.score_val)
+        """Before a scoring: the queries, and the images of its whole scoring, must fit the budget."""
+        self.calls.meter.check_queries(1 + self.score_val, self._trial_images()
+                                       if self.budget.scorer_images is not None else 0)
+
+    def _trial_images(self) -> int:
+        if not isinstance(self.scorer, SubsetScorer):
+            return 0  # not known before scoring: the image budget then stops the run once reached
+        return sum(len(self.scorer.split_labels(s)) for s in ("train", "val")[: 1 + self.score_val])
 
     # -- LLM calls ------------------------------------------------------------------------
     def _chat(self, request: ChatRequest) -> LLMAnswer:
@@ -356,6 +384,13 @@ class _LLMEndpoint:
                     f"the LLM endpoint failed {self.failures} calls in a row (last: {err}): "
                     f"check that it runs and answers; {resume}")
             return self._down
+
+
+def _n_images(score: Score | None) -> int:
+    """The images a score was computed on (0 when its scorer does not say)."""
+    if score is None:
+        return 0
+    return len(score.per_item if score.per_item is not None else score.labels or ())
 
 
 def _pack(items: Sequence[float]) -> str | list[float]:

@@ -9,6 +9,7 @@ from typing import Any
 from promptclimb.calls import KINDS as CALL_KINDS
 from promptclimb.candidate import Trial, TrialState
 from promptclimb.prompt_set import prompt_json, short_form
+from promptclimb.racing import IMAGES_SCORED, is_pruned
 from promptclimb.references import PHOTO, POOL_BEST, reference_test
 from promptclimb.selection import BestTrainSelector
 from promptclimb.store import Exchange, RunStore
@@ -57,7 +58,9 @@ def run_summary(store: RunStore) -> dict[str, Any]:
         "n_complete": sum(t.state is TrialState.COMPLETE for t in trials),
         "n_failed": sum(t.state is TrialState.FAILED for t in trials),
         "n_duplicates": sum(t.state is TrialState.DUPLICATE for t in trials),
+        "n_pruned": sum(is_pruned(t) for t in trials),  # racing: a failed trial, counted apart
         "scorer_queries": sum(int(t.metrics.get("queries", 0)) for t in trials),
+        "scorer_images": sum(int(t.metrics.get(IMAGES_SCORED, 0)) for t in trials),
         "llm_calls": len(calls["llm"]),  # the chat LLM's calls only
         "llm_tokens": sum(c.tokens for c in calls["llm"]),
         "llm_cost_usd": round(sum(c.cost_usd or 0.0 for c in calls["llm"]), 6),

@@ -209,3 +209,31 @@ def test_an_unanswering_ray_address_is_one_clear_error(tmp_path: Path, capsys: p
                  "--ray", f"127.0.0.1:{port}", "--out", str(tmp_path / "g")])
     err = capsys.readouterr().err
     assert code == 2 and "does not answer" in err and err.count("\n") == 1
+
+
+def test_a_method_entry_carries_its_options_and_racing_cells_race(tmp_path: Path) -> None:
+    from promptclimb.bench.grid import cell_config, method_entry
+    from promptclimb.bench.tables import collect
+
+    assert method_entry("hill_climb?racing=true&restarts=2") == ("hill_climb", {"racing": True, "restarts": 2})
+    assert method_entry("hill_climb?racing.minibatch=20") == ("hill_climb", {"racing": {"minibatch": 20}})
+    assert method_entry("fixed:is it a {}?") == ("fixed:is it a {}?", {})
+    spec = _spec(tmp_path, methods=["hill_climb", "hill_climb?racing=true"], tasks=["demo"], seeds=[1],
+                 scorer_options={"n_items": 160}, method_options={"hill_climb": {"restarts": 1}})
+    plain, racing = (cell_config(spec, c) for c in cells(spec))
+    assert (plain.method, racing.method) == ("hill_climb", "hill_climb")
+    assert not plain.racing.enabled and racing.racing.enabled and racing.method_options == {"restarts": 1}
+    out = tmp_path / "grid"
+    run_grid(spec, out, InProcessExecutor())
+    rows = {r.cell.method: r for r in collect(spec, out)}
+    assert rows["hill_climb"].images == 160 * rows["hill_climb"].queries
+    assert rows["hill_climb?racing=true"].images < 160 * rows["hill_climb?racing=true"].queries
+    curve = RunStore.open(cell_dir(out, cells(spec)[1])).result("curve")
+    assert curve[-1]["images"] == rows["hill_climb?racing=true"].images
+    header, table = write_tables(spec, out)["tables"]["cost"]
+    assert "images scored" in header and [r[0] for r in table] == spec.methods
+
+
+def test_the_racing_grid_file_loads() -> None:
+    spec = load_spec(Path(__file__).parents[2] / "benchmarks" / "grids" / "racing_heldout.toml", {})
+    assert spec.methods == ["hill_climb", "hill_climb?racing=true"]

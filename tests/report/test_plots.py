@@ -26,6 +26,8 @@ def test_only_panels_with_data_are_drawn(tmp_path: Path) -> None:
     assert panels(plot_curves({"hill_climb": [points(True, True)]}, tmp_path / "a.png", "t")) == 3
     assert panels(plot_curves({"best_of_pool": [points(False, True)]}, tmp_path / "b.png", "t")) == 2
     assert panels(plot_curves({"best_of_pool": [points(False, False)]}, tmp_path / "c.png", "t")) == 1
+    with_images = [{**p, "images": 40 * p["queries"]} for p in points(True, True)]
+    assert panels(plot_curves({"hill_climb": [with_images]}, tmp_path / "e.png", "t")) == 4
     empty = [{"queries": 1, "tokens": 0, "best_train": None, "best_test": None}]
     assert plot_curves({"m": [empty]}, tmp_path / "d.png", "t") is None
     assert not (tmp_path / "d.png").exists()

@@ -120,3 +120,14 @@ def test_unknown_scorer_lists_the_known_ones(task: ClassificationTask, tmp_path:
         build_scorer("clip:ViT-B-32", task=task, cache_dir=tmp_path)
     for name in ("conse", "fake", "hf", "open_clip", "predictions"):
         assert name in str(err.value)
+
+
+def test_rows_of_a_split_score_as_the_same_rows_of_the_whole(task: ClassificationTask, tmp_path: Path) -> None:
+    s = scorer(task, tmp_path, CountingBackbone())
+    full = s.score("a photo of a {}", "train")
+    rows = [3, 1, 0]
+    part = s.score_rows("a photo of a {}", "train", rows)
+    assert s.split_labels("train") == full.labels
+    assert full.per_item is not None and full.labels is not None
+    assert part.per_item == tuple(full.per_item[r] for r in rows)
+    assert part.labels == tuple(full.labels[r] for r in rows)

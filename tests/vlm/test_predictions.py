@@ -142,3 +142,20 @@ def test_unreachable_endpoint_is_a_config_error(task: ClassificationTask, tmp_pa
     with pytest.raises(ScorerConfigError, match=f"127.0.0.1:{port}/p is unreachable") as err:
         build_scorer(f"predictions:http://127.0.0.1:{port}/p", task=task, cache_dir=tmp_path, options={})
     assert "\n" not in str(err.value)
+
+
+def test_rows_are_predicted_once_each_and_match_the_full_score(task: ClassificationTask, tmp_path: Path) -> None:
+    sent: list[str] = []
+
+    def predict(template: str, class_names: list[str], images: list[ImageRef]) -> list[Any]:
+        sent.extend(ref.id for ref in images)
+        return [0 if ref.id.endswith("0.png") else 1 for ref in images]
+
+    scorer = build_scorer("predictions", task=task, cache_dir=tmp_path, options={"predict": predict})
+    items = task.splits["train"]
+    assert scorer.split_labels("train") == tuple(i.label for i in items)  # type: ignore[attr-defined]
+    part = scorer.score_rows("a {}", "train", [2, 0])  # type: ignore[attr-defined]
+    assert sent == [items[2].id, items[0].id] and part.labels == (items[2].label, items[0].label)
+    full = scorer.score("a {}", "train")
+    assert sorted(sent) == sorted(i.id for i in items)  # the two rows were not sent again
+    assert part.per_item == (full.per_item[2], full.per_item[0])

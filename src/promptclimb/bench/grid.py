@@ -1,6 +1,11 @@
 """A benchmark grid: data sets x shots x seeds x methods x scorer backbones, every cell an ordinary
 run (its own run store under GRID/cells/CELL) with the same scorer-query budget. Rerunning a grid
-skips finished cells and resumes unfinished ones."""
+skips finished cells and resumes unfinished ones.
+
+A method entry may carry method options after ``?``, as ``KEY=VALUE`` items joined by ``&`` (VALUE
+parsed as JSON, else text; dotted keys nest, as ``--set``), over the grid's ``method_options`` for
+that method: ``methods = ["hill_climb", "hill_climb?racing=true"]`` compares a method with and
+without racing, each entry its own cells and table rows."""
 
 from __future__ import annotations
 
@@ -12,7 +17,14 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from promptclimb.config import ConfigError, RunConfig, describe_validation_error, load_config_file
+from promptclimb.config import (
+    ConfigError,
+    RunConfig,
+    apply_sets,
+    describe_validation_error,
+    load_config_file,
+    merge,
+)
 
 # The main comparison: the method, its positive-only ablation, every baseline, fixed templates.
 DEFAULT_METHODS = (
@@ -55,17 +67,29 @@ class Cell:
         return re.sub(r"[^A-Za-z0-9_.-]+", "-", raw).strip("-")[:180]
 
 
+_OPTIONS_RE = re.compile(r"\?((?:[\w.]+=[^&]*)(?:&[\w.]+=[^&]*)*)$")
+
+
+def method_entry(entry: str) -> tuple[str, dict[str, Any]]:
+    """A grid method entry's method spec and its inline options ("hill_climb?racing=true")."""
+    found = _OPTIONS_RE.search(entry)
+    if found is None:
+        return entry, {}
+    return entry[: found.start()], apply_sets({}, found.group(1).split("&"))
+
+
 def cells(spec: GridSpec) -> list[Cell]:
     return [Cell(t, k, s, m, sc) for t in spec.tasks for k in spec.shots for sc in spec.scorers
             for m in spec.methods for s in spec.seeds]
 
 
 def cell_config(spec: GridSpec, cell: Cell) -> RunConfig:
-    name = cell.method.partition(":")[0]
+    method, inline = method_entry(cell.method)
+    name = method.partition(":")[0]
     data: dict[str, Any] = {
-        "task": cell.task, "scorer": cell.scorer, "llm": spec.llm, "method": cell.method,
+        "task": cell.task, "scorer": cell.scorer, "llm": spec.llm, "method": method,
         "seed": cell.seed, "shots": cell.shots, "budget": {"scorer_queries": spec.budget},
-        "method_options": spec.method_options.get(name, {}), "llm_options": spec.llm_options,
+        "method_options": merge(spec.method_options.get(name, {}), inline), "llm_options": spec.llm_options,
         "scorer_options": spec.scorer_options, "data_root": spec.data_root, "selection": spec.selection,
         "oracle_top_n": spec.oracle_top_n,
     }
@@ -85,7 +109,8 @@ def validate(spec: GridSpec) -> None:
     from promptclimb.tasks import TASKS
     from promptclimb.vlm import SCORERS
 
-    for registry, names in ((TASKS, spec.tasks), (METHODS, spec.methods), (SCORERS, spec.scorers),
+    methods = [method_entry(m)[0] for m in spec.methods]
+    for registry, names in ((TASKS, spec.tasks), (METHODS, methods), (SCORERS, spec.scorers),
                             (LLMS, [spec.llm])):
         for name in names:
             registry.split(name)

@@ -33,6 +33,7 @@ class CellResult:
     llm_tokens: int
     cost_usd: float
     template: str | None
+    images: int = 0  # images scored (racing scores fewer per query)
 
 
 def collect(spec: GridSpec, out: Path) -> list[CellResult]:
@@ -48,7 +49,7 @@ def collect(spec: GridSpec, out: Path) -> list[CellResult]:
             oracle = store.result("oracle") or {}
             rows.append(CellResult(cell, s["final_test_score"], s["best_train_score"], oracle.get("test_score"),
                                    s["scorer_queries"], s["llm_calls"], s["llm_tokens"], s["llm_cost_usd"],
-                                   s["best_template"]))
+                                   s["best_template"], s["scorer_images"]))
         store.close()
     return rows
 
@@ -104,12 +105,13 @@ def cost_table(rows: list[CellResult], spec: GridSpec) -> tuple[list[str], list[
     by_method: dict[str, list[CellResult]] = defaultdict(list)
     for r in rows:
         by_method[r.cell.method].append(r)
-    header = ["method", "cells", "scorer queries", "LLM calls", "LLM tokens", "cost USD"]
+    header = ["method", "cells", "scorer queries", "images scored", "LLM calls", "LLM tokens", "cost USD"]
     table = []
     for method in spec.methods:
         rs = by_method.get(method, [])
         if rs:
             table.append([method, str(len(rs)), f"{np.mean([r.queries for r in rs]):.1f}",
+                          f"{np.mean([r.images for r in rs]):.0f}",
                           f"{np.mean([r.llm_calls for r in rs]):.1f}", f"{np.mean([r.llm_tokens for r in rs]):.0f}",
                           f"{sum(r.cost_usd for r in rs):.4f}"])
     return header, table

@@ -118,6 +118,12 @@ class HillClimbProposer(Proposer):
     def _score_feedback(self, trial: Trial, previous: float | None) -> str:
         t = {"template": trial.template or "", "score": format_score(trial.train_score),
              "previous": format_score(previous), "error": trial.error or ""}
+        rungs = trial.metrics.get("racing") or []
+        if trial.state is TrialState.FAILED and rungs and trial.train_score is None and trial.template:
+            # pruned by racing (racing.py): worse than the top-k on a subset; its subset score is shown
+            # only with score feedback
+            return self.prompts.render("feedback_pruned" if self.settings.score_feedback else "feedback_plain",
+                                       **t, score_so_far=format_score(rungs[-1].get("score")))
         if trial.state is TrialState.FAILED:
             return self.prompts.render("feedback_failed", **t)
         if trial.state is TrialState.DUPLICATE:

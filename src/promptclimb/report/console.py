@@ -15,6 +15,14 @@ from promptclimb.proposers.base import format_score
 from promptclimb.selection import BestTrainSelector
 
 _STATE_STYLE = {TrialState.COMPLETE: "green", TrialState.FAILED: "red", TrialState.DUPLICATE: "yellow"}
+PRUNED = "pruned by racing"  # racing.py's error prefix: a failed trial shown as "pruned"
+
+
+def _state(t: Trial) -> tuple[str, str]:
+    """(label, style) of a trial's state; a candidate racing pruned is failed, shown as pruned."""
+    if t.state is TrialState.FAILED and (t.error or "").startswith(PRUNED):
+        return "pruned", "magenta"
+    return t.state.value, _STATE_STYLE[t.state]
 
 
 class Metered(Protocol):
@@ -39,15 +47,16 @@ class ConsoleProgress:
             self.best = max(self.best or 0.0, trial.train_score)
         u, b = study.usage, study.budget
         queries = f"{u.scorer_queries}" + (f"/{b.scorer_queries}" if b.scorer_queries else "")
+        images = f"{u.scorer_images}" + (f"/{b.scorer_images}" if b.scorer_images else "")
         at_origin = not trial.restart + trial.reset + trial.iteration
-        in_pool = trial.exchange_id is None and trial.error is None and at_origin
+        label, style = _state(trial)
+        in_pool = trial.exchange_id is None and (trial.error is None or label == "pruned") and at_origin
         where = "pool" if in_pool else f"r{trial.restart} n{trial.reset} k{trial.iteration}"
         what = escape(short_form(trial.template, 80) or (trial.error or "")[:60])
-        style = _STATE_STYLE[trial.state]
         self.console.print(
-            f"[dim]#{trial.number:<4}[/] {where:<11} [{style}]{trial.state.value:<9}[/] "
+            f"[dim]#{trial.number:<4}[/] {where:<11} [{style}]{label:<9}[/] "
             f"{format_score(trial.train_score):>6}  best {format_score(self.best):>6}  "
-            f"[dim]queries {queries}  llm {u.llm_calls} calls {u.llm_tokens} tok[/]  {what}",
+            f"[dim]queries {queries}  images {images}  llm {u.llm_calls} calls {u.llm_tokens} tok[/]  {what}",
             highlight=False, soft_wrap=True,
         )
 
@@ -67,8 +76,9 @@ def history_table(trials: list[Trial]) -> Table:
     for col in ("#", "restart", "reset", "iter", "state", "train", "template / error"):
         table.add_column(col, justify="left" if col.startswith(("template", "state")) else "right")
     for t in trials:
+        label, style = _state(t)
         table.add_row(str(t.number), str(t.restart), str(t.reset), str(t.iteration),
-                      f"[{_STATE_STYLE[t.state]}]{t.state.value}[/]", format_score(t.train_score),
+                      f"[{style}]{label}[/]", format_score(t.train_score),
                       escape(short_form(t.template) or f"({t.error})"))
     return table
 

@@ -1,6 +1,7 @@
 """Budget curves as PNG (matplotlib, Agg): best train accuracy so far, and the test accuracy of
-that best-so-far template (scored after the run, never used to choose), against scorer queries
-and LLM tokens; per method, the mean over seeds with a min-max band (one run: its line alone).
+that best-so-far template (scored after the run, never used to choose), against scorer queries,
+and best train accuracy against images scored (racing's cost) and LLM tokens; per method, the
+mean over seeds with a min-max band (one run: its line alone).
 Panels without data are left out."""
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import numpy as np
 def _step(points: Sequence[dict[str, Any]], x_key: str, y_key: str, xs: np.ndarray) -> np.ndarray:
     """The curve's value at each x: the last point at or before it (NaN before the first)."""
     out = np.full(len(xs), np.nan)
-    px = np.array([p[x_key] for p in points], dtype=float)
+    px = np.array([p.get(x_key, 0) for p in points], dtype=float)
     py = np.array([np.nan if p[y_key] is None else p[y_key] for p in points], dtype=float)
     for i, x in enumerate(xs):
         idx = np.flatnonzero(px <= x)
@@ -27,7 +28,9 @@ def _step(points: Sequence[dict[str, Any]], x_key: str, y_key: str, xs: np.ndarr
 
 PANELS = (("queries", "best_train", "best train accuracy so far"),
           ("queries", "best_test", "test accuracy of best-so-far (post hoc)"),
+          ("images", "best_train", "best train accuracy so far"),
           ("tokens", "best_train", "best train accuracy so far"))
+X_LABELS = {"queries": "scorer queries", "images": "images scored", "tokens": "LLM tokens"}
 
 
 def _lines(curves: dict[str, list[list[dict[str, Any]]]], x_key: str, y_key: str
@@ -38,10 +41,10 @@ def _lines(curves: dict[str, list[list[dict[str, Any]]]], x_key: str, y_key: str
         runs = [r for r in runs if r]
         if not runs:
             continue
-        top = max(max(p[x_key] for p in r) for r in runs)
+        top = max(max(p.get(x_key, 0) for p in r) for r in runs)  # stores before images: no panel
         if top <= 0:
             continue
-        xs = np.linspace(0, top, 200) if x_key == "tokens" else np.arange(1, top + 1)
+        xs = np.arange(1, top + 1) if x_key == "queries" else np.linspace(0, top, 200)
         ys = np.array([_step(r, x_key, y_key, xs) for r in runs]) * 100
         if not np.all(np.isnan(ys)):
             out.append((method, xs, ys, len(runs)))
@@ -54,8 +57,9 @@ def curve_title(title: str, several: bool) -> str:
 
 
 def plot_curves(curves: dict[str, list[list[dict[str, Any]]]], path: Path, title: str) -> Path | None:
-    """``curves``: method -> one curve per seed. Up to three panels (train and test vs queries, train
-    vs tokens); a panel without data (no LLM tokens, no test split) is left out, and None is returned
+    """``curves``: method -> one curve per seed. Up to four panels (train and test vs queries, train
+    vs images scored and vs tokens); a panel without data (no LLM tokens, no test split, a store
+    from before images were counted) is left out, and None is returned
     when no panel has any. With one run per method the lines are that run, with no band."""
     import matplotlib
 
@@ -81,7 +85,7 @@ def plot_curves(curves: dict[str, list[list[dict[str, Any]]]], path: Path, title
             ax.plot(xs, mean, label=method, lw=1.6, color=colours[method])
             if n > 1:
                 ax.fill_between(xs, lo, hi, color=colours[method], alpha=0.15)
-        ax.set_xlabel("scorer queries" if x_key == "queries" else "LLM tokens")
+        ax.set_xlabel(X_LABELS[x_key])
         ax.set_ylabel(f"{label} (%)")
         ax.grid(alpha=0.3)
 

@@ -7,7 +7,10 @@ tie at coarse steps like real few-shot accuracy, and are stable across runs and 
 Image i belongs to class ``i % n_classes``; a wrong image is "taken for" a hashed other class, and
 a hashed true-class probability gives a cross-entropy, so class feedback and fitness terms that
 need them run too. Prompt sets (ensembles, per-class descriptions) score as one classifier: the
-mean of the texts' hashed true-class probabilities (``score_set``).
+mean of the texts' hashed true-class probabilities (``score_set``). ``outcomes`` maps a template to
+its per-image correctness on every split, as a '0'/'1' string of ``n_items`` (tests that need a
+known answer, e.g. racing's); ``score_rows`` scores some images only (``row_calls`` and the log
+record ``split[n]`` for them).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from typing import Any
 
 from promptclimb.candidate import Candidate, Score
 from promptclimb.prompt_set import PromptSet
-from promptclimb.vlm.base import ScorerError
+from promptclimb.vlm.base import ScorerConfigError, ScorerError
 
 _GOOD_WORDS = ("photo", "picture", "image", "close-up", "a type of")
 
@@ -38,7 +41,7 @@ class FakeScorer:
 
     def __init__(self, n_items: int = 40, delay_s: float = 0.0, fail_on: Sequence[str] = (),
                  log_path: Path | None = None, salt: str = "", n_classes: int = 8,
-                 class_names: Sequence[str] = ()):
+                 class_names: Sequence[str] = (), outcomes: Mapping[str, str] | None = None):
         self.name = f"fake:{salt}" if salt else "fake"
         self.salt = salt
         self.n_items = n_items
@@ -48,48 +51,71 @@ class FakeScorer:
         self.n_classes = max(1, len(class_names) or n_classes)
         # Image i is of class i % n_classes; descriptions are matched to classes by these names.
         self.class_names = tuple(class_names) or tuple(f"class {c}" for c in range(self.n_classes))
+        self.outcomes = dict(outcomes or {})
+        bad = [t for t, bits in self.outcomes.items() if len(bits) != n_items or set(bits) - {"0", "1"}]
+        if bad:
+            raise ScorerConfigError(f"fake scorer outcomes for {bad[0]!r} must be {n_items} characters 0 or 1")
         self.calls: list[tuple[str, str]] = []
+        self.row_calls: list[tuple[str, str, int]] = []
 
     def splits(self) -> tuple[str, ...]:
         return ("train", "val", "test")
 
+    def split_labels(self, split: str) -> tuple[int, ...]:
+        return tuple(i % self.n_classes for i in range(self.n_items))
+
     def score(self, template: str, split: str = "train") -> Score:
+        self._check(template)
+        self.calls.append((template, split))
+        self._log(template, split)
+        rows = range(self.n_items)
+        items, p_true = self._outcomes(template, split, rows)
+        return self._score(template, split, rows, items, p_true)
+
+    def score_rows(self, template: str, split: str, rows: Sequence[int]) -> Score:
+        self._check(template)
+        self.row_calls.append((template, split, len(rows)))
+        self._log(template, f"{split}[{len(rows)}]")
+        items, p_true = self._outcomes(template, split, rows)
+        return self._score(template, split, rows, items, p_true)
+
+    def _check(self, template: str) -> None:
         Candidate(template)  # a scorer must never be handed an invalid template
         if any(s in template for s in self.fail_on):
             raise ScorerError(f"fake scorer refuses templates containing {self.fail_on}")
-        self._log(template, split)
-        items, p_true = self._outcomes(template, split)
-        return self._score(template, items, p_true, split)
 
     def _log(self, key: str, split: str) -> None:
-        self.calls.append((key, split))
         if self.log_path is not None:
             with self.log_path.open("a", encoding="utf-8") as f:
                 f.write(f"{split}\t{key}\n")
         if self.delay_s:
             time.sleep(self.delay_s)
 
-    def _outcomes(self, text: str, split: str) -> tuple[tuple[float, ...], list[float]]:
-        """Per pseudo-image: right (1/0), and a true-class probability above 0.5 exactly when right."""
+    def _outcomes(self, text: str, split: str, rows: Sequence[int]) -> tuple[tuple[float, ...], list[float]]:
+        """Per pseudo-image of ``rows``: right (1/0; from ``outcomes`` when given for the text), and a
+        true-class probability above 0.5 exactly when right."""
         salt = (self.salt,) if self.salt else ()
         bias = 0.15 * sum(w in text.lower() for w in _GOOD_WORDS) + 0.5 * _unit(*salt, text, "bias")
+        bits = self.outcomes.get(text)
         items = tuple(
+            float(bits[i] == "1") if bits is not None else
             1.0 if _unit(*salt, text, split, i) < min(0.95, 0.25 + bias) else 0.0
-            for i in range(self.n_items)
+            for i in rows
         )
         p_true = [0.5 + 0.5 * _unit(*salt, text, i, "p") if ok else 0.05 + 0.45 * _unit(*salt, text, i, "p")
-                  for i, ok in enumerate(items)]
+                  for i, ok in zip(rows, items, strict=True)]
         return items, p_true
 
-    def _score(self, key: str, items: tuple[float, ...], p_true: list[float], split: str) -> Score:
+    def _score(self, key: str, split: str, rows: Sequence[int], items: tuple[float, ...],
+               p_true: list[float]) -> Score:
         salt = (self.salt,) if self.salt else ()
-        value = sum(items) / len(items)
+        value = sum(items) / len(items) if items else 0.0
         k = self.n_classes
-        labels = tuple(i % k for i in range(self.n_items))
+        labels = tuple(i % k for i in rows)
         wrong = [(lab + 1 + int(_unit(*salt, key, split, i, "as") * (k - 1))) % k
-                 for i, lab in enumerate(labels)]
+                 for i, lab in zip(rows, labels, strict=True)]
         preds = tuple(lab if ok or k == 1 else w for lab, ok, w in zip(labels, items, wrong, strict=True))
-        cross_entropy = round(-sum(math.log(p) for p in p_true) / len(p_true), 6)
+        cross_entropy = round(-sum(math.log(p) for p in p_true) / max(1, len(p_true)), 6)
         return Score(value, {"mean_margin": round(value - 0.5 + 0.01 * _unit(key), 6),
                              "cross_entropy": cross_entropy},
                      per_item=items, labels=labels, predictions=preds)
@@ -102,20 +128,22 @@ class FakeScorer:
             return self.score(prompt_set.templates[0], split)
         if any(f in t for t in prompt_set.templates for f in self.fail_on):
             raise ScorerError(f"fake scorer refuses templates containing {self.fail_on}")
+        self.calls.append((prompt_set.key, split))
         self._log(prompt_set.key, split)
         unknown = sorted(set(prompt_set.class_texts) - set(self.class_names))
         if unknown:
             raise ScorerError(f"descriptions for classes the task does not have: {', '.join(unknown)[:200]}")
         k = self.n_classes
+        rows = range(self.n_items)
         every = {*prompt_set.templates, *(d for ds in prompt_set.class_texts.values() for d in ds)}
-        per_text = {t: self._outcomes(t, split)[1] for t in every}
+        per_text = {t: self._outcomes(t, split, rows)[1] for t in every}
         p_true = []
-        for i in range(self.n_items):
+        for i in rows:
             name = self.class_names[i % k]
             texts = [*prompt_set.templates, *prompt_set.class_texts.get(name, ())]
             p_true.append(sum(per_text[t][i] for t in texts) / len(texts))
         items = tuple(1.0 if p > 0.5 else 0.0 for p in p_true)
-        return self._score(prompt_set.key, items, p_true, split)
+        return self._score(prompt_set.key, split, rows, items, p_true)
 
     def score_ensemble(self, templates: Sequence[str], split: str = "train") -> Score:
         scores = [self.score(t, split) for t in templates]
@@ -132,4 +160,5 @@ def build(arg: str, *, task: Any = None, cache_dir: Path | None = None,
     n_classes = int(opts.get("n_classes", len(names) or 8))
     return FakeScorer(int(opts.get("n_items", 40)), float(opts.get("delay_s", 0.0)),
                       tuple(opts.get("fail_on", ())), Path(log) if log else None, salt=arg,
-                      n_classes=n_classes, class_names=names if len(names) == n_classes else ())
+                      n_classes=n_classes, class_names=names if len(names) == n_classes else (),
+                      outcomes=opts.get("outcomes"))

@@ -4,7 +4,8 @@ A scorer is bound to a task (its class names and splits): a template goes in, a 
 Nothing else about the VLM is visible to the optimizer. Scorers that can, also score an
 ensemble of templates (mean of normalised text embeddings, as CLIP does) and prompt sets with
 per-class descriptions (``PromptSetScorer``); ``score_prompt`` scores either kind of candidate and
-``check_scorer`` says in one line, at setup, that a scorer cannot do what a method needs.
+``check_scorer`` says in one line, at setup, that a scorer cannot do what a method needs. Some also
+score a template on some rows of a split only (``SubsetScorer``: what racing, racing.py, needs).
 """
 
 from __future__ import annotations
@@ -83,3 +84,18 @@ def score_prompt(scorer: Scorer, prompt: str | PromptSet, split: str = "train") 
         return scorer.score_ensemble(found.templates, split)
     need = CLASS_TEXTS if found.class_texts else ENSEMBLES
     raise ScorerConfigError(f"a prompt set needs a scorer that {_NEEDS[need]}; scorer {scorer.name} cannot")
+
+
+@runtime_checkable
+class SubsetScorer(Scorer, Protocol):
+    """A scorer that scores a template on chosen rows of a split. Rows index ``split_labels``; a
+    row already scored for a template is not asked of the black box again (its outcome is kept),
+    so a later full ``score`` costs only the rows not yet scored."""
+
+    def split_labels(self, split: str) -> tuple[int, ...]:
+        """The true class of every row of the split, in row order (its length is the split's size)."""
+        ...
+
+    def score_rows(self, template: str, split: str, rows: Sequence[int]) -> Score:
+        """The Score on these rows alone; per-item outcomes, labels and predictions in ``rows`` order."""
+        ...

@@ -21,7 +21,8 @@ memory per (template, split). Three ways to reach the box:
 A prediction naming no class counts as wrong (``metrics["unknown_predictions"]`` counts them); an
 out-of-range index, a wrong count, a non-200 status, bad JSON, a timeout or an exception in the
 callable raise ScorerError (the trial is recorded as failed). An endpoint that cannot be reached
-when the scorer is built raises ScorerConfigError.
+when the scorer is built raises ScorerConfigError. Predictions are kept per image, so scoring some
+rows (racing) and later the whole split asks the box about each image once.
 
 Options: ``predict``, ``batch_size``, ``timeout_s`` (60), ``headers`` (a dict of extra HTTP headers).
 """
@@ -134,36 +135,52 @@ class PredictionScorer:
         self.task = task
         self.predict = predict
         self._cache: dict[tuple[str, str], Score] = {}
+        self._rows: dict[tuple[str, str], dict[int, int]] = {}  # (template, split) -> row -> predicted class
         self._lock = threading.Lock()
 
     def splits(self) -> tuple[str, ...]:
         return tuple(s for s, items in self.task.splits.items() if items)
 
+    def split_labels(self, split: str) -> tuple[int, ...]:
+        return tuple(i.label for i in self.task.splits.get(split, ()))
+
     def score(self, template: str, split: str = "train") -> Score:
-        Candidate(template)
         with self._lock:
             if (template, split) in self._cache:
                 return self._cache[(template, split)]
-        items = self.task.splits.get(split, ())
-        if not items:
-            raise ScorerError(f"the task has no {split!r} split")
-        names = list(self.task.class_names)
-        refs = [ImageRef(i.id, self.task.source) for i in items]
-        try:
-            preds = list(self.predict(template, names, refs))
-        except ScorerError:
-            raise
-        except Exception as err:  # the black box failed on this template: a failed trial, not a crash
-            raise ScorerError(f"the predictor raised {type(err).__name__}: {err}") from None
-        pred, unknown = _labels(preds, names, len(items))
-        labels = np.array([i.label for i in items])
-        correct = (pred == labels).astype(np.float64)
-        per_class = {n: float(correct[labels == c].mean()) for c, n in enumerate(names) if (labels == c).any()}
-        score = Score(float(correct.mean()), {"unknown_predictions": float(unknown)}, per_class,
-                      tuple(correct.tolist()), tuple(int(v) for v in labels), tuple(int(v) for v in pred))
+        score = self.score_rows(template, split, range(len(self.task.splits.get(split, ()))))
         with self._lock:
             self._cache[(template, split)] = score
         return score
+
+    def score_rows(self, template: str, split: str, rows: Sequence[int]) -> Score:
+        """The template on these rows; only rows not yet predicted for it are sent to the box."""
+        Candidate(template)
+        items = self.task.splits.get(split, ())
+        if not items:
+            raise ScorerError(f"the task has no {split!r} split")
+        rows = list(rows)
+        with self._lock:
+            known = self._rows.setdefault((template, split), {})
+            missing = [r for r in dict.fromkeys(rows) if r not in known]
+        names = list(self.task.class_names)
+        if missing:
+            refs = [ImageRef(items[r].id, self.task.source) for r in missing]
+            try:
+                preds = list(self.predict(template, names, refs))
+            except ScorerError:
+                raise
+            except Exception as err:  # the black box failed on this template: a failed trial, not a crash
+                raise ScorerError(f"the predictor raised {type(err).__name__}: {err}") from None
+            found, _ = _labels(preds, names, len(missing))
+            with self._lock:
+                known.update(zip(missing, (int(v) for v in found), strict=True))
+        pred = np.array([known[r] for r in rows], dtype=np.int64)
+        labels = np.array([items[r].label for r in rows])
+        correct = (pred == labels).astype(np.float64)
+        per_class = {n: float(correct[labels == c].mean()) for c, n in enumerate(names) if (labels == c).any()}
+        return Score(float(correct.mean()) if rows else 0.0, {"unknown_predictions": float((pred < 0).sum())},
+                     per_class, tuple(correct.tolist()), tuple(int(v) for v in labels), tuple(int(v) for v in pred))
 
 
 def _import_callable(target: str) -> Predict:

@@ -198,6 +198,17 @@ class ZeroShotScorer:
                 self._scores[key] = accuracy_score(feats, labels, weights, self.task.class_names)
             return self._scores[key]
 
+    def split_labels(self, split: str) -> tuple[int, ...]:
+        return tuple(int(v) for v in self.image_features(split)[1])
+
+    def score_rows(self, template: str, split: str, rows: Sequence[int]) -> Score:
+        """The template on some rows of the split (features cached: the cost is one matrix product)."""
+        with self._lock:
+            feats, labels = self.image_features(split)
+            index = np.asarray(rows, dtype=np.int64)
+            weights = build_zero_shot_weights(self.encode_texts, self.task.class_names, [template])
+            return accuracy_score(feats[index], labels[index], weights, self.task.class_names)
+
     def score_ensemble(self, templates: Sequence[str], split: str = "train") -> Score:
         key = (tuple(templates), split)
         with self._lock:
