@@ -211,3 +211,46 @@ def test_ctrl_c_says_how_to_resume_and_keeps_the_store(tmp_path: Path) -> None:
     done = subprocess.run(_cli("resume", str(run)), capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert _count_trials(run) == 32
+
+
+@pytest.mark.parametrize("method, extra", [
+    ("describe", []), ("ensemble", []), ("hill_climb_classes", MNK),
+    ("hill_climb", [*MNK, "--set", "method_options.racing=true"]),
+])
+def test_beyond_the_paper_methods_resume_after_sigkill_as_a_run_straight_through(
+        method: str, extra: list[str], tmp_path: Path) -> None:
+    args = [*CORE, "--method", method, *extra, "--set", "scorer_options.delay_s=0.05",
+            "--cache-dir", str(tmp_path / "cache")]
+    if method == "describe":  # replies that describe the demo classes, so its sets are scored
+        from promptclimb.tasks import build_task
+
+        names = build_task("demo", shots=1, seed=1).info.class_names
+        replies = ["\n".join(f"{n}: a {n} seen {w}, {k}" for n in names for k in ("up close", "far away"))
+                   for w in ("clearly", "in the wild", "at night", "in a drawing", "from above", "in colour")]
+        (tmp_path / "describe.json").write_text(json.dumps(replies), encoding="utf-8")
+        args += ["--llm", f"scripted:{tmp_path / 'describe.json'}"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    reference = tmp_path / "reference"
+    subprocess.run(_cli("optimize", *args, "--out", str(reference)), check=True, env=env,
+                   capture_output=True, timeout=300)
+    total = _count_trials(reference)
+    with sqlite3.connect(reference / STORE_FILE) as c:  # the method's own trials were scored
+        assert c.execute("SELECT COUNT(*) FROM trials WHERE key NOT LIKE 'pool/%' AND state='complete'"
+                         ).fetchone()[0] >= 2
+    run = tmp_path / "run"
+    proc = subprocess.Popen(_cli("optimize", *args, "--out", str(run)), env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while _count_trials(run) < 21 and time.time() < deadline and proc.poll() is None:  # past the pool
+        time.sleep(0.01)
+    assert proc.poll() is None, f"the run ended before it was killed (exit {proc.returncode})"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert 21 <= _count_trials(run) < total
+    done = subprocess.run(_cli("resume", str(run)), env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    with sqlite3.connect(run / STORE_FILE) as a, sqlite3.connect(reference / STORE_FILE) as b:
+        q = "SELECT number, key, state, template, train_score, error FROM trials ORDER BY number"
+        assert a.execute(q).fetchall() == b.execute(q).fetchall()
+        final = "SELECT value FROM results WHERE name='final'"
+        assert a.execute(final).fetchone() == b.execute(final).fetchone()
