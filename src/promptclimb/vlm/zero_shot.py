@@ -190,13 +190,8 @@ class ZeroShotScorer:
         """A prompt set as one classifier (prompt_set.py); a plain set scores as its template."""
         if not prompt_set.class_texts:
             return self.score_ensemble(prompt_set.templates, split)
-        key = ((prompt_set.key,), split)
-        with self._lock:
-            if key not in self._scores:
-                feats, labels = self.image_features(split)
-                weights = build_set_weights(self.encode_texts, self.task.class_names, prompt_set)
-                self._scores[key] = accuracy_score(feats, labels, weights, self.task.class_names)
-            return self._scores[key]
+        return self._scored(((prompt_set.key,), split), lambda: build_set_weights(
+            self.encode_texts, self.task.class_names, prompt_set))
 
     def split_labels(self, split: str) -> tuple[int, ...]:
         return tuple(int(v) for v in self.image_features(split)[1])
@@ -210,10 +205,13 @@ class ZeroShotScorer:
             return accuracy_score(feats[index], labels[index], weights, self.task.class_names)
 
     def score_ensemble(self, templates: Sequence[str], split: str = "train") -> Score:
-        key = (tuple(templates), split)
+        return self._scored((tuple(templates), split), lambda: build_zero_shot_weights(
+            self.encode_texts, self.task.class_names, templates))
+
+    def _scored(self, key: tuple[tuple[str, ...], str], weights: Callable[[], np.ndarray]) -> Score:
+        """The Score of a classifier on a split, computed once per key (templates or set key, split)."""
         with self._lock:
             if key not in self._scores:
-                feats, labels = self.image_features(split)
-                weights = build_zero_shot_weights(self.encode_texts, self.task.class_names, templates)
-                self._scores[key] = accuracy_score(feats, labels, weights, self.task.class_names)
+                feats, labels = self.image_features(key[1])
+                self._scores[key] = accuracy_score(feats, labels, weights(), self.task.class_names)
             return self._scores[key]
