@@ -47,7 +47,7 @@ def build_parts(config: RunConfig) -> RunParts:
     except ValidationError as err:
         raise ConfigError(describe_validation_error(err, "config error: method_options.")) from None
     llm = None
-    if proposer.uses_llm:
+    if proposer.needs_llm():
         llm = build_llm(config.llm, options=config.llm_options)
         check = getattr(llm, "check", None)
         if callable(check):

@@ -114,3 +114,19 @@ def test_registered_with_a_help_line_and_needs_an_ensemble_scorer() -> None:
     assert build_method("ensemble").scorer_needs() == "ensembles"
     with pytest.raises(ValueError, match="takes no argument"):
         build_method("ensemble:x")
+
+
+def test_asks_for_an_llm_only_when_it_writes_templates(monkeypatch: pytest.MonkeyPatch) -> None:
+    from promptclimb.config import RunConfig
+    from promptclimb.llm.base import LLMConfigError
+    from promptclimb.run import build_parts
+
+    assert build_method("ensemble").needs_llm()
+    assert not build_method("ensemble", {"llm_templates": 0}).needs_llm()
+    assert build_method("ensemble", {"llm_templates": 0, "pool": {"source": "llm"}}).needs_llm()
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    config = {"task": "demo", "scorer": "fake", "method": "ensemble", "llm": "openai:gpt-4o-mini"}
+    with pytest.raises(LLMConfigError, match="OPENAI_API_KEY"):  # the LLM is built, and fails, when asked
+        build_parts(RunConfig.model_validate(config))
+    parts = build_parts(RunConfig.model_validate({**config, "method_options": {"llm_templates": 0}}))
+    assert parts.llm is None

@@ -170,6 +170,10 @@ class Proposer:
     def n_streams(self) -> int:
         return 1
 
+    def needs_llm(self) -> bool:
+        """Whether this run, with its settings, asks the LLM anything (the CLI then needs --llm)."""
+        return self.uses_llm
+
     def scorer_needs(self) -> str | None:
         """What this method needs of its scorer beyond single templates (vlm.base: ENSEMBLES,
         CLASS_TEXTS), checked at setup; None: single templates only."""

@@ -59,6 +59,9 @@ class EnsembleProposer(Proposer):
     def scorer_needs(self) -> str | None:
         return ENSEMBLES
 
+    def needs_llm(self) -> bool:
+        return self.settings.llm_templates > 0 or self.settings.pool.source == "llm"
+
     def shows_scores(self) -> bool:
         return False
 
