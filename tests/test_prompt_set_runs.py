@@ -128,3 +128,29 @@ def test_a_method_needing_sets_with_a_scorer_that_cannot_is_one_line(
     assert code == 2 and len(err.splitlines()) == 1 and "Traceback" not in err
     assert "fixed:handwritten needs a scorer that scores template ensembles; scorer fake cannot" in err
     assert not (tmp_path / "run").exists()  # refused before any work
+
+
+def test_fixed_scores_what_export_wrote_and_refuses_bad_files_in_one_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _study(tmp_path / "run", _SetsWin(class_names=NAMES)).optimize()
+    exp = tmp_path / "exp"
+    assert main(["export", str(tmp_path / "run"), "--to", str(exp)]) == 0
+    common = ["optimize", "--task", "demo", "--scorer", "fake", "--seed", "2"]
+    again = tmp_path / "again"
+    assert main([*common, "--method", f"fixed:{exp / 'best_prompt_set.json'}", "--out", str(again)]) == 0
+    [trial] = RunStore.open(again).trials()  # the set, scored as one classifier on the new run's split
+    assert parse_set_key(trial.template) == DESCRIBED and trial.state.value == "complete"
+    assert trial.train_score == FakeScorer(class_names=NAMES).score_set(DESCRIBED).value
+    plain = tmp_path / "plain"
+    assert main([*common, "--method", f"fixed:{exp / 'best_templates.txt'}", "--out", str(plain)]) == 0
+    assert [t.template for t in RunStore.open(plain).trials()] == ["a photo of a {}."]
+
+    (tmp_path / "bad.json").write_text('{"templates": ["no slot"]}', encoding="utf-8")
+    for bad, says in [(tmp_path / "missing.json", "does not exist: give the best_prompt_set.json"),
+                      (tmp_path / "bad.json", "is not a prompt set"),
+                      (tmp_path / "missing.txt", "does not exist: give a file with one template a line")]:
+        capsys.readouterr()
+        assert main([*common, "--method", f"fixed:{bad}", "--out", str(tmp_path / "no")]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and says in err and "Traceback" not in err, err
+    assert not (tmp_path / "no").exists()

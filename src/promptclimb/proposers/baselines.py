@@ -16,6 +16,8 @@ the 20-template pool each method uses at most 50 scorer queries; raise a count a
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 from pydantic import Field, field_validator, model_validator
@@ -31,9 +33,10 @@ from promptclimb.proposers.base import (
     ProposerSettings,
     format_score,
     ranked,
+    read_template_file,
     task_vars,
 )
-from promptclimb.vlm.base import ENSEMBLES
+from promptclimb.vlm.base import CLASS_TEXTS, ENSEMBLES
 
 _NO_SCORED = "no scored template to start from: the starting pool failed"
 
@@ -82,6 +85,9 @@ class FixedSettings(ProposerSettings):
     handwritten: bool = Field(False, description="also score the task's hand-written templates")
     as_ensemble: bool = Field(False, description="also score all the templates together as one ensemble "
                                                  "(mean of text embeddings: a prompt set)")
+    files: list[str] = Field(default_factory=list,
+                             description="files `promptclimb export` wrote: best_templates.txt (each "
+                                         "template scored alone) or best_prompt_set.json (one set)")
 
     @field_validator("templates")
     @classmethod
@@ -95,10 +101,29 @@ class FixedSettings(ProposerSettings):
 
     @model_validator(mode="after")
     def _something_to_score(self) -> FixedSettings:
-        if not self.templates and not self.handwritten:
-            raise ValueError('fixed needs templates: "fixed:a photo of a {}.", "fixed:handwritten" '
+        if not self.templates and not self.handwritten and not self.files:
+            raise ValueError('fixed needs templates: "fixed:a photo of a {}.", "fixed:handwritten", '
+                             '"fixed:FILE" (an exported best_templates.txt or best_prompt_set.json) '
                              "or the option templates = [...]")
+        for path in self.files:
+            read_fixed_file(Path(path))  # a missing or bad file stops the run before any work
         return self
+
+
+def read_fixed_file(path: Path) -> list[Candidate | PromptSet]:
+    """An exported best_prompt_set.json as one set, or a template file (one a line) as its templates."""
+    if path.suffix != ".json":
+        return list(read_template_file(path))
+    if not path.is_file():
+        raise ValueError(f"prompt set file {path} does not exist: give the best_prompt_set.json "
+                         "that `promptclimb export` wrote")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        found = PromptSet.from_json(data)
+    except (ValueError, AttributeError, TypeError, CandidateRejected) as err:
+        raise ValueError(f"{path} is not a prompt set ({err}): give the best_prompt_set.json that "
+                         '`promptclimb export` wrote, {"templates": [...], "class_texts": {...}}') from None
+    return [Candidate(found.templates[0]) if found.is_plain else found]
 
 
 class FixedProposer(Proposer):
@@ -113,11 +138,18 @@ class FixedProposer(Proposer):
     def n_streams(self) -> int:
         return 0
 
+    def _from_files(self) -> list[Candidate | PromptSet]:
+        return [c for path in self.settings.files for c in read_fixed_file(Path(path))]
+
     def scorer_needs(self) -> str | None:
-        return ENSEMBLES if self.settings.as_ensemble else None
+        sets = [c for c in self._from_files() if isinstance(c, PromptSet)]
+        if any(s.class_texts for s in sets):
+            return CLASS_TEXTS
+        return ENSEMBLES if self.settings.as_ensemble or sets else None
 
     def run_pool(self, env: ProposerEnv) -> ProposalStream:
-        found = [Candidate(t) for t in self.settings.templates]
+        read = self._from_files()
+        found = [Candidate(t) for t in self.settings.templates] + [c for c in read if isinstance(c, Candidate)]
         if self.settings.handwritten:
             if not env.task.handwritten_templates:
                 yield [Proposal("pool/handwritten", None,
@@ -133,6 +165,8 @@ class FixedProposer(Proposer):
         if self.settings.as_ensemble and len(unique) > 1:
             together = PromptSet(tuple(c.template for c in unique))
             proposals.append(Proposal("pool/ensemble", together, raw=together.short()))
+        sets = list(dict.fromkeys(c for c in read if isinstance(c, PromptSet)))
+        proposals += [Proposal(f"pool/set{i}", one, raw=one.short()) for i, one in enumerate(sets)]
         yield proposals
 
 
@@ -291,12 +325,20 @@ build_iterative_ape = _factory(IterativeApeProposer)
 build_opro = _factory(OproProposer)
 
 
+def _is_file_arg(arg: str) -> bool:
+    """A template has its {}; a file is named by its export suffix or exists."""
+    return bool(arg) and "{" not in arg and (Path(arg).suffix in (".txt", ".json") or Path(arg).is_file())
+
+
 def build_fixed(arg: str, *, options: dict[str, Any]) -> FixedProposer:
-    """``fixed:a photo of a {}.``, several joined by ``||``, or ``fixed:handwritten``; the option
-    ``templates`` adds more."""
+    """``fixed:a photo of a {}.``, several joined by ``||``, ``fixed:handwritten``, or ``fixed:FILE``
+    (an exported best_templates.txt or best_prompt_set.json); the options ``templates`` and
+    ``files`` add more."""
     opts = dict(options)
     if arg.strip() == "handwritten":
         opts["handwritten"] = True
+    elif _is_file_arg(arg.strip()):
+        opts["files"] = [arg.strip(), *opts.get("files", [])]
     elif arg.strip():
         opts["templates"] = [*[t.strip() for t in arg.split("||") if t.strip()], *opts.get("templates", [])]
     return FixedProposer(FixedSettings.model_validate(opts))
