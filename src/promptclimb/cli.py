@@ -121,6 +121,7 @@ def cmd_bench(args: argparse.Namespace, console: Console) -> int:
     spec = load_spec(args.config, {
         "tasks": _csv(args.tasks), "shots": _csv(args.shots, int), "seeds": _csv(args.seeds, int),
         "methods": args.methods.split("|") if args.methods else None, "scorers": _csv(args.scorers),
+        "references": args.references.split("|") if args.references else None,
         "llm": args.llm, "budget": args.budget, "cache_dir": args.cache_dir, "data_root": args.data_root,
     })
     targets = _csv(args.transfer_to)
@@ -227,6 +228,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=1, help="local worker processes (default: this process)")
     p.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
                    help="run cells as Ray tasks: a local Ray, or the cluster at ADDRESS")
+    p.add_argument("--references", metavar="METHODS",
+                   help="paired tables: each of these methods minus every other ('|'-separated; "
+                        "default hill_climb)")
     p.add_argument("--selection-study", metavar="METHODS",
                    help="also compare selection rules on these methods' cells ('|'-separated)")
     p.add_argument("--transfer-to", metavar="SCORERS",

@@ -70,6 +70,25 @@ def test_tables_match_the_stores(tmp_path: Path) -> None:
     assert (out / "table_test.csv").read_text().splitlines()[0] == "method,demo,demo:other,average"
 
 
+def test_each_reference_gets_its_paired_table_recomputed_from_the_stores(tmp_path: Path) -> None:
+    spec = _spec(tmp_path, methods=["hill_climb", "best_of_pool", "fixed:{}"], tasks=["demo"],
+                 references=["fixed:{}", "best_of_pool"])
+    out = tmp_path / "g"
+    run_grid(spec, out, InProcessExecutor())
+    tables = write_tables(spec, out)["tables"]
+    test = {c: 100 * RunStore.open(cell_dir(out, c)).result("final")["test_score"] for c in cells(spec)}
+    by = {(c.method, c.seed): v for c, v in test.items()}
+    rows = {r[0]: r for r in tables["paired_test"][1]}  # the first reference keeps the plain name
+    assert set(rows) == {"fixed:{} − hill_climb", "fixed:{} − best_of_pool"}
+    mean = np.mean([by[("fixed:{}", s)] - by[("best_of_pool", s)] for s in (1, 2)])
+    assert rows["fixed:{} − best_of_pool"][2] == f"{mean:+.2f}"
+    assert {r[0] for r in tables["paired_test_best_of_pool"][1]} == {"best_of_pool − hill_climb",
+                                                                   "best_of_pool − fixed:{}"}
+    md = (out / "tables.md").read_text()
+    assert "fixed:{} minus each method" in md and "best_of_pool minus each method" in md
+    assert (out / "table_paired_test_best_of_pool.csv").is_file()
+
+
 def test_every_method_gets_the_same_scorer_budget(tmp_path: Path) -> None:
     spec = _spec(tmp_path, methods=["hill_climb", "opro", "llm_no_feedback"], tasks=["demo"], seeds=[1])
     run_grid(spec, tmp_path / "g", InProcessExecutor())

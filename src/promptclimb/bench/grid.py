@@ -51,6 +51,8 @@ class GridSpec(BaseModel):
     cache_dir: str | None = None
     selection: str = "best_train"
     oracle_top_n: int = Field(10, ge=0, description="report only: best on test among the top-N on train")
+    references: list[str] = Field(default_factory=lambda: ["hill_climb"],
+                                  description="report only: a paired table for each, it minus every other method")
 
 
 @dataclass(frozen=True)

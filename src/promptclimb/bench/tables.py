@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import re
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -170,23 +171,26 @@ def to_csv(header: list[str], table: list[list[str]]) -> str:
     return buf.getvalue()
 
 
-def write_tables(spec: GridSpec, out: Path, reference: str = "hill_climb") -> dict[str, Any]:
-    """All tables as Markdown (tables.md) and CSV files; returns them by name."""
+def write_tables(spec: GridSpec, out: Path) -> dict[str, Any]:
+    """All tables as Markdown (tables.md) and CSV files; returns them by name. The paired tables
+    are one per ``spec.references`` entry (``paired_test``, then ``paired_test_<method>``)."""
     rows = collect(spec, out)
     tables = {
         "test": accuracy_table(rows, spec, "test"),
         "train": accuracy_table(rows, spec, "train"),
         "oracle_test": accuracy_table(rows, spec, "oracle_test"),
         "cost": cost_table(rows, spec),
-        "paired_test": paired_table(rows, spec, reference, "test"),
     }
     titles = {
         "test": "Test accuracy (%) of the template chosen on train, mean ± std over seeds",
         "train": "Train accuracy (%) of the chosen template",
         "oracle_test": "Oracle: best test accuracy (%) among the top-10 train templates (selection gap)",
         "cost": "Cost per cell (mean)",
-        "paired_test": f"Paired test-accuracy differences, {reference} minus each method",
     }
+    for i, reference in enumerate(spec.references):
+        name = "paired_test" if i == 0 else "paired_test_" + re.sub(r"[^A-Za-z0-9_.-]+", "-", reference)
+        tables[name] = paired_table(rows, spec, reference, "test")
+        titles[name] = f"Paired test-accuracy differences, {reference} minus each method"
     md = []
     for name, (header, table) in tables.items():
         (out / f"table_{name}.csv").write_text(to_csv(header, table), encoding="utf-8")
