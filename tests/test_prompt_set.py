@@ -57,6 +57,24 @@ def test_bad_descriptions_are_rejected(bad: str) -> None:
         PromptSet(("a {}.",), {"cat": (bad,)})
 
 
+def test_each_combine_mode_gives_its_texts_and_its_own_key() -> None:
+    beside = PromptSet(("a {}.", "big {}."), {"cat": ("a cat with a face",)})
+    assert "combine" not in json.loads(beside.key)  # sets stored before the modes keep their keys
+    assert beside.texts_for("cat") == ["a cat.", "big cat.", "a cat with a face"]
+    only = PromptSet(beside.templates, beside.class_texts, "descriptions")
+    assert only.texts_for("cat") == ["a cat with a face"]
+    product = PromptSet.from_json({**beside.to_json(), "combine": "product"})
+    assert product.texts_for("cat") == ["a cat. a cat with a face", "big cat. a cat with a face"]
+    assert product.texts_for("cat", fill=False) == ["a {}. a cat with a face", "big {}. a cat with a face"]
+    for s in (only, product):
+        assert s.texts_for("dog") == ["a dog.", "big dog."]  # no descriptions: the templates, in any mode
+        assert parse_set_key(s.key) == s and s != beside and s.with_texts({"dog": ["a dog"]}).combine == s.combine
+    assert short_form(product.key).endswith("descriptions for 1 class (template x descriptions)")
+    assert PromptSet(("a {}.", "b {}."), combine="product") == PromptSet(("a {}.", "b {}."))  # nothing to combine
+    with pytest.raises(CandidateRejected, match="combine must be one of"):
+        PromptSet(("a {}.",), {"cat": ("a cat",)}, "mean")
+
+
 def test_short_forms() -> None:
     ens = PromptSet(("a {}.", "a photo of a {}.", "art of the {}."))
     assert short_form(ens.key) == "ensemble of 3: a photo of a {}. | a {}. | art of the {}."  # sorted
@@ -117,3 +135,9 @@ def test_set_weights_are_the_mean_of_every_text_of_a_class() -> None:
     mean = unit.mean(axis=0)
     assert np.allclose(w[0], mean / np.linalg.norm(mean), atol=1e-6)
     assert np.allclose(w[1], plain[1], atol=1e-6)  # a class without descriptions keeps the templates
+    for mode, cat_texts in [("descriptions", ["a cat with a face"]),
+                            ("product", ["a cat. a cat with a face", "big cat. a cat with a face"])]:
+        w = build_set_weights(_encode, names, PromptSet(desc.templates, desc.class_texts, mode))
+        unit = _encode(cat_texts) / np.linalg.norm(_encode(cat_texts), axis=1, keepdims=True)
+        assert np.allclose(w[0], unit.mean(axis=0) / np.linalg.norm(unit.mean(axis=0)), atol=1e-6)
+        assert np.allclose(w[1], plain[1], atol=1e-6)

@@ -1,11 +1,15 @@
 """A prompt set: the candidate that is more than one template.
 
 A PromptSet is scored as one classifier: per class, the renormalised mean of the normalised text
-embeddings of all its texts. A class's texts are every template filled with its name, plus its
-descriptions (``class_texts``) *beside* them (CuPL's combined mode: a description is one more text
-of the class, not combined with each template). A description is a plain sentence used as it is
-(it should name the class, e.g. "a lion, a large tawny cat with a mane"); braces in it mean
-nothing. Classes without descriptions keep the templates only.
+embeddings of all its texts. How a class's texts come from the templates and its descriptions
+(``class_texts``) is the set's ``combine`` mode:
+- ``beside`` (the default; CuPL's combined mode): every template filled with the class name, plus
+  each description as one more text of the class;
+- ``descriptions`` (CuPL's own): the descriptions alone;
+- ``product`` (template x descriptions): each filled template followed by each description
+  ("a photo of a lion. a lion, a large tawny cat with a mane").
+A description is a plain sentence used as it is (it should name the class); braces in it mean
+nothing. Classes without descriptions keep the templates only, whatever the mode.
 
 A set's ``key`` is its canonical, deterministic string: the template itself for a plain template
 (``PromptSet(("a photo of a {}.",))``), so every store, selection and resume of single templates
@@ -28,6 +32,7 @@ from promptclimb.candidate import BIDI_CONTROLS, Candidate, CandidateRejected
 
 MAX_DESCRIPTION_CHARS = 300
 SET_PREFIX = '{"'
+COMBINE_MODES = ("beside", "descriptions", "product")
 
 
 def clean_description(text: str) -> str:
@@ -51,6 +56,7 @@ class PromptSet:
 
     templates: tuple[str, ...]
     class_texts: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    combine: str = "beside"  # one of COMBINE_MODES (the module docstring)
 
     def __post_init__(self) -> None:
         if isinstance(self.templates, str):
@@ -65,12 +71,15 @@ class PromptSet:
             cleaned = tuple(sorted({clean_description(d) for d in self.class_texts[name]}))
             if cleaned:
                 texts[name] = cleaned
+        if self.combine not in COMBINE_MODES:
+            raise CandidateRejected(f"combine must be one of {', '.join(COMBINE_MODES)}, not {self.combine!r}")
         object.__setattr__(self, "templates", templates)
         object.__setattr__(self, "class_texts", MappingProxyType(texts))
 
     @classmethod
-    def of(cls, templates: Iterable[str], class_texts: Mapping[str, Iterable[str]] | None = None) -> PromptSet:
-        return cls(tuple(templates), {k: tuple(v) for k, v in (class_texts or {}).items()})
+    def of(cls, templates: Iterable[str], class_texts: Mapping[str, Iterable[str]] | None = None,
+           combine: str = "beside") -> PromptSet:
+        return cls(tuple(templates), {k: tuple(v) for k, v in (class_texts or {}).items()}, combine)
 
     @property
     def is_plain(self) -> bool:
@@ -84,21 +93,35 @@ class PromptSet:
         return json.dumps(self.to_json(), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
     def to_json(self) -> dict[str, Any]:
-        return {"templates": list(self.templates), "class_texts": {k: list(v) for k, v in self.class_texts.items()}}
+        out: dict[str, Any] = {"templates": list(self.templates),
+                               "class_texts": {k: list(v) for k, v in self.class_texts.items()}}
+        # Beside is left out so that sets stored before the modes keep their keys; without
+        # descriptions the mode changes nothing, so it is left out too (one key, one classifier).
+        if self.combine != "beside" and self.class_texts:
+            out["combine"] = self.combine
+        return out
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> PromptSet:
-        return cls.of(data.get("templates") or (), data.get("class_texts") or {})
+        return cls.of(data.get("templates") or (), data.get("class_texts") or {}, data.get("combine") or "beside")
 
-    def texts_for(self, class_name: str) -> list[str]:
-        """Every text of one class: the templates filled with its name, then its descriptions."""
-        filled = [Candidate(t).fill(class_name) for t in self.templates]
-        return [*filled, *self.class_texts.get(class_name, ())]
+    def texts_for(self, class_name: str, fill: bool = True) -> list[str]:
+        """Every text of one class, by the combine mode; ``fill=False`` leaves the templates'
+        ``{}`` unfilled (a fake scorer's texts)."""
+        filled = [Candidate(t).fill(class_name) if fill else t for t in self.templates]
+        own = self.class_texts.get(class_name, ())
+        if not own:
+            return filled
+        if self.combine == "descriptions":
+            return list(own)
+        if self.combine == "product":
+            return [f"{f} {d}" for f in filled for d in own]
+        return [*filled, *own]
 
     def with_texts(self, class_texts: Mapping[str, Iterable[str]]) -> PromptSet:
-        """The same templates; these classes' descriptions replaced (others kept)."""
+        """The same templates and mode; these classes' descriptions replaced (others kept)."""
         merged = {**{k: tuple(v) for k, v in self.class_texts.items()}, **{k: tuple(v) for k, v in class_texts.items()}}
-        return PromptSet(self.templates, merged)
+        return PromptSet(self.templates, merged, self.combine)
 
     def short(self, width: int = 100) -> str:
         """A readable one-line form: "ensemble of 3: a {}. | a photo of a {}. | ..." or
@@ -110,6 +133,8 @@ class PromptSet:
         if self.class_texts:
             n = len(self.class_texts)
             head += f" + descriptions for {n} class{'es' if n != 1 else ''}"
+            head += {"beside": "", "descriptions": " (descriptions only)", "product": " (template x descriptions)"}[
+                self.combine]
         return head
 
     def __eq__(self, other: object) -> bool:
@@ -152,5 +177,5 @@ def prompt_json(text: str | None) -> dict[str, Any] | None:
     return None if found is None else found.to_json()
 
 
-__all__ = ["MAX_DESCRIPTION_CHARS", "PromptSet", "clean_description", "is_set_key", "parse_set_key",
+__all__ = ["COMBINE_MODES", "MAX_DESCRIPTION_CHARS", "PromptSet", "clean_description", "is_set_key", "parse_set_key",
            "prompt_json", "short_form"]

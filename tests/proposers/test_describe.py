@@ -100,6 +100,13 @@ def test_describe_asks_for_every_class_then_rewrites_the_worst_with_their_feedba
     assert all(r0.class_texts.get(n) == current.class_texts.get(n) for n in others)  # the rest kept
 
 
+@pytest.mark.parametrize("combine", ["descriptions", "product"])
+def test_the_combine_mode_is_the_mode_of_every_set_it_scores(tmp_path: Path, combine: str) -> None:
+    study, _ = _run(tmp_path, "describe", {"start": START, "rounds": 2, "combine": combine}, describer())
+    sets = [parse_set_key(t.template) for t in study.trials() if t.template and t.template.startswith('{"')]
+    assert len(sets) >= 2 and all(s is not None and s.combine == combine for s in sets)
+
+
 def test_bad_replies_become_failed_trials_or_partial_sets(tmp_path: Path) -> None:
     replies = iter(["Sure! I love cats.\ndog - ", "cat: a cat with stripes\nlion: a lion", "nothing here"])
     study, _ = _run(tmp_path, "describe", {"start": START, "classes_per_request": 8, "rounds": 2},

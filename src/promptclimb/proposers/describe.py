@@ -4,7 +4,8 @@
 asks the LLM for ``descriptions`` short descriptions of every class (CuPL-style; requests of
 ``classes_per_request`` classes; ``meta_prompts/describe.txt``). The candidate is a PromptSet: the
 template plus the descriptions beside it, a class's embedding the mean of its template text and
-its descriptions (prompt_set.py); classes the reply left out keep the template alone. Then, for
+its descriptions (prompt_set.py; ``combine`` picks the descriptions alone or template x
+descriptions instead); classes the reply left out keep the template alone. Then, for
 ``rounds`` rounds, it takes the ``worst_classes`` classes with the most errors under the current
 set, tells the LLM how each fares ("lion: 2 of 5 right, mostly taken for tiger", class_feedback.py)
 with their current descriptions, and asks for new ones for those classes only; the rewritten set is
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from random import Random
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -53,6 +54,9 @@ class DescribeOptions(BaseModel):
     rounds: int = Field(5, ge=0, le=200, description="rewrites of the worst classes' descriptions")
     worst_classes: int = Field(3, ge=1, le=100, description="classes rewritten per round")
     description_tokens: int = Field(400, ge=16, le=4096, description="max_tokens of a description reply")
+    combine: Literal["beside", "descriptions", "product"] = Field(
+        "beside", description="a class's texts: the template and its descriptions (beside), the "
+                              "descriptions alone, or the template followed by each (product); prompt_set.py")
 
 
 class DescribeSettings(ProposerSettings, DescribeOptions):
@@ -114,7 +118,7 @@ class DescribeProposer(Proposer):
             user = self.prompts.render("initial", **values, classes="\n".join(f"- {n}" for n in chunk),
                                        example=self.prompts.render("example", name=chunk[0]))
             asked.append(self._ask(env, f"desc/init/{c}", user, chunk))
-        current_set = PromptSet((start,))
+        current_set = PromptSet((start,), combine=s.combine)
         current = env.lookup(start)
         trials: list[Trial] = yield [self._proposal("desc/init", current_set, asked, env, 0)]
         current, current_set = self._better(trials, current, current_set)

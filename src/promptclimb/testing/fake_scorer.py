@@ -135,12 +135,11 @@ class FakeScorer:
             raise ScorerError(f"descriptions for classes the task does not have: {', '.join(unknown)[:200]}")
         k = self.n_classes
         rows = range(self.n_items)
-        every = {*prompt_set.templates, *(d for ds in prompt_set.class_texts.values() for d in ds)}
-        per_text = {t: self._outcomes(t, split, rows)[1] for t in every}
+        by_class = {name: prompt_set.texts_for(name, fill=False) for name in self.class_names[:k]}
+        per_text = {t: self._outcomes(t, split, rows)[1] for t in sorted({t for ts in by_class.values() for t in ts})}
         p_true = []
         for i in rows:
-            name = self.class_names[i % k]
-            texts = [*prompt_set.templates, *prompt_set.class_texts.get(name, ())]
+            texts = by_class[self.class_names[i % k]]
             p_true.append(sum(per_text[t][i] for t in texts) / len(texts))
         items = tuple(1.0 if p > 0.5 else 0.0 for p in p_true)
         return self._score(prompt_set.key, split, rows, items, p_true)
