@@ -254,5 +254,10 @@ def test_a_method_entry_carries_its_options_and_racing_cells_race(tmp_path: Path
 
 
 def test_the_racing_grid_file_loads() -> None:
+    from promptclimb.bench.grid import cell_config, method_entry
+
     spec = load_spec(Path(__file__).parents[2] / "benchmarks" / "grids" / "racing_heldout.toml", {})
-    assert spec.methods == ["hill_climb", "hill_climb?racing=true"]
+    assert [method_entry(m) for m in spec.methods] == [  # a table of settings turns racing on
+        ("hill_climb", {}), ("hill_climb", {"racing": True}), ("hill_climb", {"racing": {"top_k": 1, "z": 0.5}})]
+    aggressive = cell_config(spec, next(c for c in cells(spec) if c.method == spec.methods[2])).racing
+    assert aggressive.enabled and (aggressive.top_k, aggressive.z) == (1, 0.5)
