@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from promptclimb.cli import main
 from promptclimb.candidate import TrialState
+from promptclimb.cli import main
 from promptclimb.llm.base import ChatRequest
 from promptclimb.llm.llamacpp import REPLY_GRAMMARS, reply_grammar
 from promptclimb.prompt_set import PromptSet, parse_set_key
