@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from promptclimb.candidate import TrialState
 from promptclimb.cli import main
 from promptclimb.llm.base import ChatRequest
 from promptclimb.llm.llamacpp import REPLY_GRAMMARS, reply_grammar
@@ -106,34 +105,6 @@ def test_the_combine_mode_is_the_mode_of_every_set_it_scores(tmp_path: Path, com
     study, _ = _run(tmp_path, "describe", {"start": START, "rounds": 2, "combine": combine}, describer())
     sets = [parse_set_key(t.template) for t in study.trials() if t.template and t.template.startswith('{"')]
     assert len(sets) >= 2 and all(s is not None and s.combine == combine for s in sets)
-
-
-def test_the_sign_test_counts_the_images_each_gets_right_alone() -> None:
-    from promptclimb.candidate import Trial
-    from promptclimb.proposers.describe import wins_sign_test
-
-    def trial(items: str) -> Trial:
-        return Trial(number=0, state=TrialState.COMPLETE, template="a {}.", train_score=items.count("1") / len(items),
-                     metrics={"per_item": items})
-
-    old = trial("0000000000" + "1" * 30)
-    assert not wins_sign_test(trial("1000000000" + "1" * 30), old, 2.0)  # one image more: chance
-    assert not wins_sign_test(trial("1111000000" + "1" * 30), old, 2.0)  # 4 - 0 > 2 * 2 fails
-    assert wins_sign_test(trial("1111100000" + "1" * 30), old, 2.0)  # 5 - 0 > 2 * sqrt(5)
-    assert not wins_sign_test(trial("1111111000" + "0" * 2 + "1" * 28), old, 2.0)  # 7 wins, 2 losses
-    assert wins_sign_test(trial("1000000000" + "1" * 30), old, 0.0)
-    assert not wins_sign_test(trial("11"), old, 0.0)  # not the same images: no test, keep the old
-
-
-def test_accept_significant_keeps_the_start_until_a_set_wins_the_sign_test(tmp_path: Path) -> None:
-    options = {"start": START, "rounds": 2, "worst_classes": 2}
-    default, _ = _run(tmp_path, "describe", options, describer(), name="default")
-    never, llm = _run(tmp_path, "describe", {**options, "accept": "significant", "accept_z": 10.0}, describer(),
-                      name="never")
-    kept = [t for t in default.trials() if t.template.startswith('{"')]
-    assert any(t.train_score > next(x for x in default.trials() if x.template == START).train_score for t in kept)
-    rewrites = [_user(r) for r in llm.requests if "classified worst" in _user(r)]
-    assert len(rewrites) == 2 and all("(none yet)" in text for text in rewrites)  # no set was ever kept
 
 
 def test_bad_replies_become_failed_trials_or_partial_sets(tmp_path: Path) -> None:

@@ -9,8 +9,7 @@ descriptions instead); classes the reply left out keep the template alone. Then,
 ``rounds`` rounds, it takes the ``worst_classes`` classes with the most errors under the current
 set, tells the LLM how each fares ("lion: 2 of 5 right, mostly taken for tiger", class_feedback.py)
 with their current descriptions, and asks for new ones for those classes only; the rewritten set is
-kept when it scores better on train (accuracy, then mean margin), as in hill climbing, or with
-``accept = "significant"`` only when it also wins a sign test on the train images. Each set is
+kept when it scores better on train (accuracy, then mean margin), as in hill climbing. Each set is
 one trial, one scorer query. A reply with no usable line (no class, the wrong class) is a failed
 trial; the run goes on. It needs a scorer that embeds per-class texts (checked at setup).
 
@@ -21,7 +20,6 @@ restarts x resets x iterations x per_iteration queries), then ``describe`` from 
 
 from __future__ import annotations
 
-import math
 from dataclasses import replace
 from random import Random
 from typing import Any, Literal
@@ -44,7 +42,6 @@ from promptclimb.proposers.base import (
 from promptclimb.proposers.class_feedback import class_feedback, class_outcomes, trial_outcomes
 from promptclimb.proposers.descriptions import parse_descriptions
 from promptclimb.proposers.hill_climb import HillClimbProposer, HillClimbSettings
-from promptclimb.selection import unpack_items
 from promptclimb.vlm.base import CLASS_TEXTS
 
 
@@ -57,10 +54,6 @@ class DescribeOptions(BaseModel):
     rounds: int = Field(5, ge=0, le=200, description="rewrites of the worst classes' descriptions")
     worst_classes: int = Field(3, ge=1, le=100, description="classes rewritten per round")
     description_tokens: int = Field(400, ge=16, le=4096, description="max_tokens of a description reply")
-    accept: Literal["better", "significant"] = Field(
-        "better", description="keep a rewritten set when it scores better on train, or only when it "
-                              "wins a sign test over the current one on the train images (accept_z)")
-    accept_z: float = Field(2.0, ge=0.0, le=10.0, description="the sign test's z (accept=significant)")
     combine: Literal["beside", "descriptions", "product"] = Field(
         "beside", description="a class's texts: the template and its descriptions (beside), the "
                               "descriptions alone, or the template followed by each (product); prompt_set.py")
@@ -144,10 +137,9 @@ class DescribeProposer(Proposer):
             trials = yield [self._proposal(f"desc/r{r}", current_set, asked, env, r + 1)]
             current, current_set = self._better(trials, current, current_set)
 
-    def _better(self, trials: list[Trial], current: Trial | None,
-                current_set: PromptSet) -> tuple[Trial | None, PromptSet]:
-        """The new set if it scored better than the current one (accuracy, then mean margin), and
-        with ``accept = "significant"`` only if it also wins the sign test."""
+    @staticmethod
+    def _better(trials: list[Trial], current: Trial | None, current_set: PromptSet) -> tuple[Trial | None, PromptSet]:
+        """The new set if it scored better than the current one (accuracy, then mean margin)."""
         def rank(t: Trial) -> tuple[float, float]:
             return (t.train_score or 0.0, float(t.metrics.get("mean_margin", -1e18)))
 
@@ -155,21 +147,7 @@ class DescribeProposer(Proposer):
         found = parse_set_key(new.template) if new is not None else None
         if new is None or found is None or (current is not None and rank(new) <= rank(current)):
             return current, current_set
-        if self.settings.accept == "significant" and current is not None \
-                and not wins_sign_test(new, current, self.settings.accept_z):
-            return current, current_set
         return new, found
-
-
-def wins_sign_test(new: Trial, old: Trial, z: float) -> bool:
-    """Whether ``new`` beats ``old`` on the same train images by more than chance: with W images
-    only it gets right and L only the old one does, W - L > z * sqrt(W + L) (racing.py's sign test,
-    one-sided). Few shots give few disagreements, so a gain of one or two images is not enough."""
-    mine, theirs = unpack_items(new.metrics.get("per_item")), unpack_items(old.metrics.get("per_item"))
-    if mine is None or theirs is None or len(mine) != len(theirs):
-        return False  # no per-image outcomes to test with: keep the current set
-    wins, losses = int(((mine > 0.5) & (theirs <= 0.5)).sum()), int(((mine <= 0.5) & (theirs > 0.5)).sum())
-    return wins - losses > z * math.sqrt(wins + losses)
 
 
 class HillClimbDescribeSettings(HillClimbSettings, DescribeOptions):
