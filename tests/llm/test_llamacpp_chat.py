@@ -47,7 +47,10 @@ def test_qwen_05b_chat_replies_are_template_lines_turn_after_turn() -> None:
     llm.check()
     replies = [r for seed in (1, 2) for r in _conversation(llm, 4, seed)]
     _assert_template_lines(replies)
-    assert len(set(replies)) >= 4, replies  # sampling gives different lines, not one copy
+    # Sampling gives different lines, not one copy. How many differ is the model's, and it varies
+    # with the CPU llama.cpp was built for: on one 2-core machine each conversation repeated its
+    # first line four times (2 distinct of 8), on another at least 4 were distinct.
+    assert len(set(replies)) >= 2, replies
 
 
 def _evaluated_tokens(llm: LlamaCppLLM, requests: list[ChatRequest]) -> list[tuple[int, int]]:
