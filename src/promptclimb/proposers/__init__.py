@@ -41,8 +41,9 @@ METHODS: Registry[Proposer] = Registry(
         "hill_climb_classes": "hill climbing told each template's worst classes too (feedback=classes)",
         "best_of_pool": "baseline: score the starting pool, keep the best (no LLM)",
         "random_pool": "baseline: score `picks` random pool templates (no LLM)",
-        "fixed": 'baseline: given templates: "fixed:a photo of a {}.", "fixed:handwritten"; '
-                 "option as_ensemble=true also scores them together as one ensemble",
+        "fixed": 'baseline: given templates: "fixed:a photo of a {}.", "fixed:handwritten", or "fixed:FILE" '
+                 "(an exported best_templates.txt or best_prompt_set.json); option as_ensemble=true also "
+                 "scores them together as one ensemble",
         "llm_no_feedback": "baseline: LLM asked with no scores and no conversation",
         "ape": "baseline: APE, paraphrase the best pool templates",
         "iterative_ape": "baseline: APE in rounds, from the current best",
