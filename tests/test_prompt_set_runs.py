@@ -13,12 +13,14 @@ from promptclimb.candidate import Candidate, Score
 from promptclimb.cli import main
 from promptclimb.evaluation import PostHocEvaluation
 from promptclimb.prompt_set import PromptSet, parse_set_key
+from promptclimb.proposers import build_method
 from promptclimb.proposers.base import Proposal, ProposalStream, Proposer, ProposerEnv
 from promptclimb.run_report import render_run_report
 from promptclimb.store import RunStore
 from promptclimb.study import Budget, Study
 from promptclimb.tasks import build_task
 from promptclimb.testing import FakeScorer
+from promptclimb.vlm.base import CLASS_TEXTS
 
 TASK = build_task("demo", shots=1, seed=1).info
 NAMES = tuple(TASK.class_names)
@@ -144,6 +146,16 @@ def test_fixed_scores_what_export_wrote_and_refuses_bad_files_in_one_line(
     plain = tmp_path / "plain"
     assert main([*common, "--method", f"fixed:{exp / 'best_templates.txt'}", "--out", str(plain)]) == 0
     assert [t.template for t in RunStore.open(plain).trials()] == ["a photo of a {}."]
+
+    copied = tmp_path / "copy.json"  # the file is read once, when the settings are checked
+    copied.write_bytes((exp / "best_prompt_set.json").read_bytes())
+    proposer = build_method(f"fixed:{copied}")
+    copied.unlink()
+    assert proposer.scorer_needs() == CLASS_TEXTS
+    once = tmp_path / "once"
+    Study(store=RunStore.create(once, {"method": "fixed"}), proposer=proposer, scorer=FakeScorer(class_names=NAMES),
+          task=TASK).optimize()
+    assert [parse_set_key(t.template) for t in RunStore.open(once).trials()] == [DESCRIBED]
 
     (tmp_path / "bad.json").write_text('{"templates": ["no slot"]}', encoding="utf-8")
     for bad, says in [(tmp_path / "missing.json", "does not exist: give the best_prompt_set.json"),

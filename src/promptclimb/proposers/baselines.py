@@ -20,7 +20,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from promptclimb.candidate import Candidate, CandidateRejected, Trial, parse_template
 from promptclimb.prompt_set import PromptSet
@@ -88,6 +88,8 @@ class FixedSettings(ProposerSettings):
     files: list[str] = Field(default_factory=list,
                              description="files `promptclimb export` wrote: best_templates.txt (each "
                                          "template scored alone) or best_prompt_set.json (one set)")
+    # What ``files`` hold, read once when the settings are checked (a bad file stops the run there).
+    _from_files: list[Candidate | PromptSet] = PrivateAttr(default_factory=list)
 
     @field_validator("templates")
     @classmethod
@@ -105,9 +107,12 @@ class FixedSettings(ProposerSettings):
             raise ValueError('fixed needs templates: "fixed:a photo of a {}.", "fixed:handwritten", '
                              '"fixed:FILE" (an exported best_templates.txt or best_prompt_set.json) '
                              "or the option templates = [...]")
-        for path in self.files:
-            read_fixed_file(Path(path))  # a missing or bad file stops the run before any work
+        self._from_files = [c for path in self.files for c in read_fixed_file(Path(path))]
         return self
+
+    @property
+    def from_files(self) -> list[Candidate | PromptSet]:
+        return list(self._from_files)
 
 
 def read_fixed_file(path: Path) -> list[Candidate | PromptSet]:
@@ -138,17 +143,14 @@ class FixedProposer(Proposer):
     def n_streams(self) -> int:
         return 0
 
-    def _from_files(self) -> list[Candidate | PromptSet]:
-        return [c for path in self.settings.files for c in read_fixed_file(Path(path))]
-
     def scorer_needs(self) -> str | None:
-        sets = [c for c in self._from_files() if isinstance(c, PromptSet)]
+        sets = [c for c in self.settings.from_files if isinstance(c, PromptSet)]
         if any(s.class_texts for s in sets):
             return CLASS_TEXTS
         return ENSEMBLES if self.settings.as_ensemble or sets else None
 
     def run_pool(self, env: ProposerEnv) -> ProposalStream:
-        read = self._from_files()
+        read = self.settings.from_files
         found = [Candidate(t) for t in self.settings.templates] + [c for c in read if isinstance(c, Candidate)]
         if self.settings.handwritten:
             if not env.task.handwritten_templates:
