@@ -55,6 +55,11 @@ class GridSpec(BaseModel):
                                   description="report only: a paired table for each, it minus every other method")
 
 
+def file_safe(text: str) -> str:
+    """``text`` with every run of characters unsafe in a file name turned into one '-'."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-")
+
+
 @dataclass(frozen=True)
 class Cell:
     task: str
@@ -66,7 +71,7 @@ class Cell:
     @property
     def id(self) -> str:
         raw = f"{self.task}__{self.shots}shot__seed{self.seed}__{self.method}__{self.scorer}"
-        return re.sub(r"[^A-Za-z0-9_.-]+", "-", raw).strip("-")[:180]
+        return file_safe(raw)[:180]
 
 
 _OPTIONS_RE = re.compile(r"\?((?:[\w.]+=[^&]*)(?:&[\w.]+=[^&]*)*)$")

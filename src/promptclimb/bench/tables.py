@@ -8,7 +8,6 @@ from __future__ import annotations
 import csv
 import io
 import math
-import re
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from promptclimb.bench.grid import Cell, GridSpec, cells
+from promptclimb.bench.grid import Cell, GridSpec, cells, file_safe
 from promptclimb.bench.runner import cell_dir
 from promptclimb.export import csv_cell
 from promptclimb.store import STORE_FILE, RunStore
@@ -188,7 +187,7 @@ def write_tables(spec: GridSpec, out: Path) -> dict[str, Any]:
         "cost": "Cost per cell (mean)",
     }
     for i, reference in enumerate(spec.references):
-        name = "paired_test" if i == 0 else "paired_test_" + re.sub(r"[^A-Za-z0-9_.-]+", "-", reference)
+        name = "paired_test" if i == 0 else "paired_test_" + file_safe(reference)
         tables[name] = paired_table(rows, spec, reference, "test")
         titles[name] = f"Paired test-accuracy differences, {reference} minus each method"
     md = []
