@@ -26,13 +26,14 @@ import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Literal, get_args
 
 from promptclimb.candidate import BIDI_CONTROLS, Candidate, CandidateRejected
 
 MAX_DESCRIPTION_CHARS = 300
 SET_PREFIX = '{"'
-COMBINE_MODES = ("beside", "descriptions", "product")
+CombineMode = Literal["beside", "descriptions", "product"]
+COMBINE_MODES: tuple[str, ...] = get_args(CombineMode)
 
 
 def clean_description(text: str) -> str:
@@ -56,7 +57,7 @@ class PromptSet:
 
     templates: tuple[str, ...]
     class_texts: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-    combine: str = "beside"  # one of COMBINE_MODES (the module docstring)
+    combine: CombineMode = "beside"  # the module docstring; checked, as sets come from stored JSON
 
     def __post_init__(self) -> None:
         if isinstance(self.templates, str):
@@ -78,7 +79,7 @@ class PromptSet:
 
     @classmethod
     def of(cls, templates: Iterable[str], class_texts: Mapping[str, Iterable[str]] | None = None,
-           combine: str = "beside") -> PromptSet:
+           combine: CombineMode = "beside") -> PromptSet:
         return cls(tuple(templates), {k: tuple(v) for k, v in (class_texts or {}).items()}, combine)
 
     @property
@@ -177,5 +178,5 @@ def prompt_json(text: str | None) -> dict[str, Any] | None:
     return None if found is None else found.to_json()
 
 
-__all__ = ["COMBINE_MODES", "MAX_DESCRIPTION_CHARS", "PromptSet", "clean_description", "is_set_key", "parse_set_key",
-           "prompt_json", "short_form"]
+__all__ = ["COMBINE_MODES", "MAX_DESCRIPTION_CHARS", "CombineMode", "PromptSet", "clean_description", "is_set_key",
+           "parse_set_key", "prompt_json", "short_form"]

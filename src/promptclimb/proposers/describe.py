@@ -22,13 +22,13 @@ from __future__ import annotations
 
 from dataclasses import replace
 from random import Random
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, Field
 
 from promptclimb.candidate import Trial, TrialState
 from promptclimb.llm.base import ChatRequest, Message
-from promptclimb.prompt_set import PromptSet, parse_set_key
+from promptclimb.prompt_set import CombineMode, PromptSet, parse_set_key
 from promptclimb.proposers.base import (
     MetaPrompt,
     Proposal,
@@ -54,7 +54,7 @@ class DescribeOptions(BaseModel):
     rounds: int = Field(5, ge=0, le=200, description="rewrites of the worst classes' descriptions")
     worst_classes: int = Field(3, ge=1, le=100, description="classes rewritten per round")
     description_tokens: int = Field(400, ge=16, le=4096, description="max_tokens of a description reply")
-    combine: Literal["beside", "descriptions", "product"] = Field(
+    combine: CombineMode = Field(
         "beside", description="a class's texts: the template and its descriptions (beside), the "
                               "descriptions alone, or the template followed by each (product); prompt_set.py")
 
