@@ -49,6 +49,7 @@ from promptclimb.proposers.base import (
     task_vars,
 )
 from promptclimb.proposers.class_feedback import class_feedback, image_feedback, trial_outcomes
+from promptclimb.selection import unpack_items
 from promptclimb.store import StoreError
 
 COMPONENT = "template"
@@ -78,9 +79,8 @@ class _Stop(BaseException):
 
 
 def _unpack(per_item: Any) -> list[float]:
-    if isinstance(per_item, str):
-        return [1.0 if c == "1" else 0.0 for c in per_item]
-    return [float(v) for v in per_item or []]
+    items = unpack_items(per_item)
+    return [] if items is None else items.tolist()
 
 
 class _Bridge:
