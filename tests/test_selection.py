@@ -9,19 +9,20 @@ from promptclimb.selection import (
     BootstrapSelector,
     MarginSelector,
     build_selector,
+    sign_test_z,
     unpack_items,
 )
 
 
 def _t(n: int, template: str, train: float, *, val: float | None = None, margin: float | None = None,
-       items: str | None = None, state: TrialState = TrialState.COMPLETE) -> Trial:
+       items: str | None = None, state: TrialState = TrialState.COMPLETE, exchange: int | None = None) -> Trial:
     metrics: dict[str, object] = {}
     if margin is not None:
         metrics["mean_margin"] = margin
     if items is not None:
         metrics["per_item"] = items
     return Trial(number=n, state=state, template=template, train_score=train, val_score=val,
-                 metrics=metrics)
+                 metrics=metrics, exchange_id=exchange)
 
 
 def test_best_train_tie_rule_val_then_margin_then_earlier() -> None:
@@ -81,7 +82,8 @@ def test_unpack_items_and_unknown_rule() -> None:
     assert unpack_items("1011").tolist() == [1.0, 0.0, 1.0, 1.0]  # type: ignore[union-attr]
     assert unpack_items([0.5, -0.1]).tolist() == [0.5, -0.1]  # type: ignore[union-attr]
     assert unpack_items(None) is None
-    with pytest.raises(ValueError, match="known: best_train, best_train_ce, best_val, bootstrap, margin"):
+    known = "known: best_train, best_train_ce, best_train_sig, best_val, bootstrap, margin"
+    with pytest.raises(ValueError, match=known):
         build_selector("oracle")
 
 
@@ -95,3 +97,25 @@ def test_cross_entropy_breaks_train_ties_before_val_and_old_trials_rank_last() -
               ce(3, "d {}", 0.85, None, val=0.99)]
     assert [t.number for t in build_selector("best_train_ce").select(trials)] == [2, 1, 3, 0]
     assert BestTrainSelector().select(trials)[0].number == 3  # the paper's rule goes by val
+
+
+def test_sign_test_counts_wins_and_losses_over_disagreements() -> None:
+    pick, pool = unpack_items("1111011000"), unpack_items("0000111000")
+    assert pick is not None and pool is not None
+    assert sign_test_z(pick, pool) == pytest.approx((4 - 1) / 5 ** 0.5)  # 4 wins, 1 loss, 5 disagree
+    assert sign_test_z(pool, pool) == 0.0
+
+
+def test_best_train_sig_keeps_the_pool_best_unless_the_lead_is_significant() -> None:
+    pool = [_t(0, "a {}", 0.5, items="1111100000"), _t(1, "b {}", 0.4, items="1111000000")]
+    narrow = _t(2, "c {}", 0.7, items="1111111000", exchange=7)  # 2 wins, 0 losses: z = 1.41
+    rule = build_selector("best_train_sig")
+    assert [t.number for t in rule.select([*pool, narrow])] == [0, 2, 1]
+    assert BestTrainSelector().select([*pool, narrow])[0].number == 2  # the paper's rule takes the lead
+    clear = _t(3, "d {}", 0.9, items="1111111110", exchange=8)  # 4 wins, 0 losses: z = 2
+    assert [t.number for t in rule.select([*pool, narrow, clear])] == [3, 2, 0, 1]
+    mixed = _t(4, "e {}", 0.9, items="0111111111", exchange=9)  # 5 wins, 1 loss: z = 1.63
+    assert rule.select([*pool, mixed])[0].number == 0
+    unknown = _t(5, "f {}", 0.9, exchange=10)  # no per-image outcomes: the paper's rule
+    assert rule.select([*pool, unknown])[0].number == 5
+    assert rule.select([narrow])[0].number == 2  # no pool (ask/tell callers): the paper's rule

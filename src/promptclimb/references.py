@@ -8,8 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from promptclimb.candidate import Trial, TrialState
-from promptclimb.prompt_set import is_set_key
-from promptclimb.selection import BestTrainSelector
+from promptclimb.selection import BestTrainSelector, pool_trials
 from promptclimb.vlm.base import Scorer
 
 PHOTO = "a photo of a {}."
@@ -20,8 +19,7 @@ def reference_templates(trials: list[Trial]) -> list[tuple[str, str, Trial | Non
     """(label, template, its trial if the run scored it): the fixed photo template, the pool's best."""
     scored = {t.template: t for t in trials if t.state is TrialState.COMPLETE and t.template}
     refs: list[tuple[str, str, Trial | None]] = [(PHOTO, PHOTO, scored.get(PHOTO))]
-    pool = [t for t in trials if t.exchange_id is None and t.state is TrialState.COMPLETE and t.template
-            and not is_set_key(t.template)]  # a method's prompt sets are not the starting pool
+    pool = pool_trials(trials)
     if pool:
         best = BestTrainSelector().select(pool)[0]
         refs.append((POOL_BEST, best.template or "", best))

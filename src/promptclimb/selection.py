@@ -15,6 +15,12 @@ that use more of what the scorer measured:
   CLIP-scaled cosines, as ProAPO's fitness; the open_clip, hf and conse scorers report it) ->
   val -> margin -> earlier trial. At 1 shot many templates tie on accuracy; cross-entropy
   separates them by how confidently right they are. Trials without it rank after those with it.
+- ``best_train_sig``: the ``best_train`` pick only if it beats the starting pool's best template
+  (the pool: trials written without an LLM call, plain templates) on the train images by a paired
+  sign test: with ``w`` images the pick gets right and the pool's best wrong and ``l`` the reverse,
+  ``w - l >= z * sqrt(w + l)``, ``z`` = 2 (one-sided, about 2 %; racing's test). Otherwise the
+  pool's best stays first. A lead of one or two of ten images is not evidence: at 1 shot x 10
+  classes it needs 4 wins and no loss. Without per-item outcomes it is ``best_train``.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from typing import Protocol
 import numpy as np
 
 from promptclimb.candidate import Trial, TrialState
+from promptclimb.prompt_set import is_set_key
 
 
 class Selector(Protocol):
@@ -100,6 +107,20 @@ class MarginSelector(_KeySelector):
         return (-_margin(t), -(t.train_score or 0.0), t.number)
 
 
+def pool_trials(trials: Sequence[Trial]) -> list[Trial]:
+    """The starting pool's complete plain templates: trials no LLM call wrote."""
+    return [t for t in trials if t.exchange_id is None and t.state is TrialState.COMPLETE and t.template
+            and not is_set_key(t.template)]  # a method's prompt sets are not the starting pool
+
+
+def sign_test_z(mine: np.ndarray, theirs: np.ndarray) -> float:
+    """Paired sign (McNemar) statistic of ``mine`` over ``theirs`` on the same items: (wins - losses)
+    / sqrt(disagreements) for 0/1 outcomes; 0 when they never disagree."""
+    d = mine - theirs
+    spread = float(np.sqrt(d @ d))
+    return float(d.sum()) / spread if spread > 0 else 0.0
+
+
 def unpack_items(packed: object) -> np.ndarray | None:
     """Per-item outcomes as stored by the Study: a '0'/'1' string or a list of floats."""
     if isinstance(packed, str):
@@ -143,12 +164,33 @@ class BootstrapSelector:
             -shares.get(t.number, -1.0), -(t.train_score or 0.0), -_margin(t), t.number))
 
 
+class SignificantLeadSelector:
+    """``best_train_sig`` (the module docstring): the pool's best unless the pick's lead is significant."""
+
+    name = "best_train_sig"
+
+    def __init__(self, z: float = 2.0) -> None:
+        self.z = z
+
+    def select(self, trials: Sequence[Trial]) -> list[Trial]:
+        ranked = BestTrainSelector().select(trials)
+        pool = BestTrainSelector().select(pool_trials(trials))
+        if not ranked or not pool or ranked[0].number == pool[0].number:
+            return ranked
+        mine = unpack_items(ranked[0].metrics.get("per_item"))
+        theirs = unpack_items(pool[0].metrics.get("per_item"))
+        if mine is None or theirs is None or len(mine) != len(theirs) or sign_test_z(mine, theirs) >= self.z:
+            return ranked
+        return [pool[0], *(t for t in ranked if t.number != pool[0].number)]
+
+
 SELECTORS: dict[str, Callable[[], Selector]] = {
     "best_train": BestTrainSelector,
     "best_val": BestValSelector,
     "margin": MarginSelector,
     "bootstrap": BootstrapSelector,
     "best_train_ce": BestTrainCrossEntropySelector,
+    "best_train_sig": SignificantLeadSelector,
 }
 
 

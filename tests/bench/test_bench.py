@@ -171,7 +171,14 @@ def test_selection_study_scores_each_rules_pick_on_test(tmp_path: Path) -> None:
              for a, b in zip(by_method["hill_climb"], by_method["best_of_pool"], strict=True)]
     row = next(line for line in md.splitlines() if line.startswith("| bootstrap | hill_climb − best_of_pool |"))
     assert row.split(" | ")[2:4] == ["2", f"{np.mean(diffs):+.2f}"]
-    for rule in ("best_train", "best_train_ce", "margin", "bootstrap", "best_val_top10", "oracle_top10"):
+    # a rule against the other method as published: hill_climb choosing so, best_of_pool by best_train
+    cross = [100 * (a["best_train_sig"]["test"] - b["best_train"]["test"])
+             for a, b in zip(by_method["hill_climb"], by_method["best_of_pool"], strict=True)]
+    row = next(line for line in md.splitlines()
+               if line.startswith("| best_train_sig | hill_climb (best_train_sig) − best_of_pool (best_train) |"))
+    assert row.split(" | ")[2:4] == ["2", f"{np.mean(cross):+.2f}"]
+    for rule in ("best_train", "best_train_ce", "best_train_sig", "margin", "bootstrap", "best_val_top10",
+                 "oracle_top10"):
         tests = [100 * scorer.score(p[rule]["template"], "test").value for p in picks]
         row = next(line for line in md.splitlines() if line.startswith(f"| hill_climb | {rule} |"))
         assert row == f"| hill_climb | {rule} | {np.mean(tests):.1f} ± {np.std(tests, ddof=1):.1f} |"

@@ -3,6 +3,7 @@ finished cells: every rule picks from the same stored trials (train and margin f
 then the pick is scored on test. ``best_val_top10`` scores the top 10 train templates on the
 val split (10 extra queries) and keeps the best there; ``ensemble_top5`` returns the top 5 on
 train as one prompt ensemble (mean of their class embeddings), where the scorer can;
+``best_train_sig`` keeps the pool's best template unless the pick beats it significantly on train;
 ``best_train_ce`` breaks train ties by cross-entropy (stores from before the scorers reported it
 are rescored on train for it: the same figures the run was given, not new information). Two oracles
 (report only, never a rule): ``oracle_top10``, the best test accuracy among the top 10 on train,
@@ -28,7 +29,8 @@ from promptclimb.selection import SELECTORS, BestTrainSelector
 from promptclimb.store import STORE_FILE, RunStore
 from promptclimb.vlm.base import score_prompt
 
-RULES = ("best_train", "best_train_ce", "margin", "bootstrap", "best_val_top10", "ensemble_top5")
+SELECTOR_RULES = ("best_train", "best_train_ce", "best_train_sig", "margin", "bootstrap")  # selection.py
+RULES = (*SELECTOR_RULES, "best_val_top10", "ensemble_top5")
 ORACLES = ("oracle_top10", "oracle_all")
 
 
@@ -47,7 +49,7 @@ def _with_cross_entropy(trials: list[Trial], scorer: Any) -> list[Trial]:
 def _picks(store: RunStore, scorer: Any) -> dict[str, dict[str, Any]]:
     trials = _with_cross_entropy(store.trials(), scorer)
     out: dict[str, dict[str, Any]] = {}
-    for name in ("best_train", "best_train_ce", "margin", "bootstrap"):
+    for name in SELECTOR_RULES:
         ranked = SELECTORS[name]().select(trials)
         if ranked:
             out[name] = {"template": ranked[0].template}
@@ -83,7 +85,7 @@ def selection_study(spec: GridSpec, out: Path, methods: tuple[str, ...] = ("hill
             store.close()
             continue
         picks = store.result("selection")
-        if picks is None or not {"oracle_all", "best_train_ce"} <= set(picks):  # from before a rule
+        if picks is None or not {"oracle_all", "best_train_ce", "best_train_sig"} <= set(picks):  # from before a rule
             picks = _picks(store, build_parts(cell_config(spec, cell)).scorer)
             store.set_result("selection", picks)
         store.close()
@@ -109,22 +111,25 @@ def _paired_by_rule(per_seed: dict[tuple[str, str], dict[tuple[str, int, str, in
                     methods: tuple[str, ...]) -> str:
     """The first method minus each other one, both choosing with the same rule, paired by
     (data set, shots, scorer, seed): does a rule change which method wins? The oracle rows pair
-    what each search found (not a result anyone could choose)."""
+    what each search found (not a result anyone could choose). Then the first method with each
+    rule minus each other one with the paper's rule."""
     if len(methods) < 2:
         return ""
     ref = methods[0]
     lines = ["| rule | comparison | pairs | mean diff (points) | 95% CI | wins/ties/losses |",
              "|---|---|---|---|---|---|"]
-    for rule in (*RULES, *ORACLES):
-        mine = per_seed.get((ref, rule), {})
-        for other in methods[1:]:
-            theirs = per_seed.get((other, rule), {})
-            diffs = [v - theirs[k] for k, v in mine.items() if k in theirs]
-            if not diffs:
-                continue
-            mean, lo, hi = t_interval(diffs)
-            wins, losses = sum(d > 1e-9 for d in diffs), sum(d < -1e-9 for d in diffs)
-            ci = "n/a" if np.isnan(lo) else f"[{lo:+.2f}, {hi:+.2f}]"
-            lines.append(f"| {rule} | {ref} − {other} | {len(diffs)} | {mean:+.2f} | {ci} | "
-                         f"{wins}/{len(diffs) - wins - losses}/{losses} |")
+    rows = [(rule, f"{ref} − {other}", rule, other) for rule in (*RULES, *ORACLES) for other in methods[1:]]
+    # A rule against the others as published (the paper's rule): does the rule make the method win?
+    rows += [(rule, f"{ref} ({rule}) − {other} (best_train)", "best_train", other)
+             for rule in RULES if rule != "best_train" for other in methods[1:]]
+    for rule, label, other_rule, other in rows:
+        mine, theirs = per_seed.get((ref, rule), {}), per_seed.get((other, other_rule), {})
+        diffs = [v - theirs[k] for k, v in mine.items() if k in theirs]
+        if not diffs:
+            continue
+        mean, lo, hi = t_interval(diffs)
+        wins, losses = sum(d > 1e-9 for d in diffs), sum(d < -1e-9 for d in diffs)
+        ci = "n/a" if np.isnan(lo) else f"[{lo:+.2f}, {hi:+.2f}]"
+        lines.append(f"| {rule} | {label} | {len(diffs)} | {mean:+.2f} | {ci} | "
+                     f"{wins}/{len(diffs) - wins - losses}/{losses} |")
     return "\n".join(lines)
