@@ -9,7 +9,7 @@ import pytest
 
 from promptclimb.candidate import parse_candidates
 from promptclimb.llm.base import ChatRequest, LLMConfigError, Message
-from promptclimb.llm.llamacpp import KnownLines, LlamaCppLLM, build, resolve_model
+from promptclimb.llm.llamacpp import KnownLines, LlamaCppLLM, amx_warning, build, resolve_model
 
 LIST = ("Prompt templates for classifying small greyscale photos of clothing items, from worst to best accuracy:\n"
         "- art of the {}. (15.0%)\n- a drawing of a {}. (21.0%)\n- a photo of the {}. (24.5%)\n"
@@ -41,6 +41,21 @@ def test_same_seed_same_reply(llm: LlamaCppLLM) -> None:
 def test_chat_requests_use_the_chat_template(llm: LlamaCppLLM) -> None:
     reply = llm.chat(ChatRequest((Message("user", "Say hello."),), max_tokens=12, seed=1))
     assert reply.text.strip() and reply.prompt_tokens > 0
+
+
+def test_an_amx_build_is_named_with_its_rebuild_command() -> None:
+    amx = "CPU : AVX2 = 1 | AVX512 = 1 | AMX_INT8 = 1 | OPENMP = 1 | "
+    warning = amx_warning(amx)
+    assert warning is not None and "\n" not in warning
+    assert "segmentation fault" in warning and "-mno-amx-int8" in warning and "--force-reinstall" in warning
+    assert amx_warning(amx.replace("AMX_INT8 = 1 | ", "")) is None
+
+
+def test_the_installed_build_has_no_amx_kernels() -> None:
+    # scripts/install.sh builds without them: they segfault in the first decode on some Xeons.
+    from llama_cpp import llama_print_system_info
+
+    assert amx_warning(llama_print_system_info().decode()) is None
 
 
 def test_bad_model_paths_are_one_clear_line(tmp_path: Path) -> None:

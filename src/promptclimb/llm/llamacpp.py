@@ -24,6 +24,7 @@ import atexit
 import contextlib
 import os
 import re
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -81,6 +82,22 @@ def grammar_alphabet(shape: PromptShape) -> frozenset[str]:
     return frozenset(chars)
 
 
+AMX_REBUILD = (
+    'CFLAGS="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16" CXXFLAGS="$CFLAGS" '
+    "pip install --force-reinstall --no-deps --no-cache-dir llama-cpp-python==0.3.36"
+)
+
+
+def amx_warning(system_info: str) -> str | None:
+    """A one-line warning when llama.cpp was built with Intel AMX kernels: on some Sapphire Rapids
+    machines they segfault in the first decode of Q4_K_M models (ggml-org/llama.cpp#20824), which
+    kills the process with no message. scripts/install.sh builds without them."""
+    if "AMX_INT8 = 1" not in system_info:
+        return None
+    return ("this llama-cpp-python build uses AMX kernels, which segfault on some Xeons "
+            f"(llama.cpp#20824); if the run dies with a segmentation fault, rebuild: {AMX_REBUILD}")
+
+
 _MODELS: dict[tuple[str, int, int, int], Any] = {}
 _MODELS_LOCK = threading.Lock()
 
@@ -94,9 +111,11 @@ def _load(path: Path, n_ctx: int, n_threads: int, state_cache_mb: int = 0) -> An
     with _MODELS_LOCK:
         if key not in _MODELS:
             try:
-                from llama_cpp import Llama, LlamaRAMCache
+                from llama_cpp import Llama, LlamaRAMCache, llama_print_system_info
             except ImportError:
                 raise LLMConfigError("llama-cpp-python is not installed: run `bash scripts/install.sh`") from None
+            if not _MODELS and (warning := amx_warning(llama_print_system_info().decode(errors="replace"))):
+                print(f"promptclimb: warning: {warning}", file=sys.stderr)
             from promptclimb import output
 
             with output.loading(path.name):
