@@ -26,8 +26,8 @@ if [ "${1:-}" = "--dev" ]; then EXTRAS="$EXTRAS,peers,dev"; fi
 # AMX kernels segfault in the first decode of the Q4_K_M models (ggml-org/llama.cpp#20824; seen
 # here on 2026-12-04, a Xeon with AMX behind a hypervisor). AVX-512 and the other native paths stay.
 if [ "$(uname -m)" = x86_64 ] && echo | cc -mno-amx-tile -E - >/dev/null 2>&1; then
-  export CFLAGS="${CFLAGS:-} -mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
-  export CXXFLAGS="${CXXFLAGS:-} -mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
+  NO_AMX="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
+  export CFLAGS="${CFLAGS:-} $NO_AMX" CXXFLAGS="${CXXFLAGS:-} $NO_AMX"
 fi
 CMAKE_ARGS="-DLLAVA_BUILD=OFF" $PIP -e ".[$EXTRAS]"
 # Not in an extra because their declared dependencies break the CPU setting (pyproject.toml says why).

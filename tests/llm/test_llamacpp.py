@@ -45,17 +45,18 @@ def test_chat_requests_use_the_chat_template(llm: LlamaCppLLM) -> None:
 
 def test_an_amx_build_is_named_with_its_rebuild_command() -> None:
     amx = "CPU : AVX2 = 1 | AVX512 = 1 | AMX_INT8 = 1 | OPENMP = 1 | "
-    warning = amx_warning(amx)
+    warning = amx_warning(amx, "0.3.36")
     assert warning is not None and "\n" not in warning
     assert "segmentation fault" in warning and "-mno-amx-int8" in warning and "--force-reinstall" in warning
-    assert amx_warning(amx.replace("AMX_INT8 = 1 | ", "")) is None
+    assert "llama-cpp-python==0.3.36" in warning
+    assert amx_warning(amx.replace("AMX_INT8 = 1 | ", ""), "0.3.36") is None
 
 
 def test_the_installed_build_has_no_amx_kernels() -> None:
     # scripts/install.sh builds without them: they segfault in the first decode on some Xeons.
-    from llama_cpp import llama_print_system_info
+    from llama_cpp import __version__, llama_print_system_info
 
-    assert amx_warning(llama_print_system_info().decode()) is None
+    assert amx_warning(llama_print_system_info().decode(), __version__) is None
 
 
 def test_bad_model_paths_are_one_clear_line(tmp_path: Path) -> None:

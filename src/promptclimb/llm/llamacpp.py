@@ -82,20 +82,17 @@ def grammar_alphabet(shape: PromptShape) -> frozenset[str]:
     return frozenset(chars)
 
 
-AMX_REBUILD = (
-    'CFLAGS="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16" CXXFLAGS="$CFLAGS" '
-    "pip install --force-reinstall --no-deps --no-cache-dir llama-cpp-python==0.3.36"
-)
-
-
-def amx_warning(system_info: str) -> str | None:
+def amx_warning(system_info: str, version: str) -> str | None:
     """A one-line warning when llama.cpp was built with Intel AMX kernels: on some Sapphire Rapids
     machines they segfault in the first decode of Q4_K_M models (ggml-org/llama.cpp#20824), which
-    kills the process with no message. scripts/install.sh builds without them."""
+    kills the process with no message. scripts/install.sh builds without them. ``version`` is the
+    installed llama-cpp-python's, so the rebuild command reinstalls what is there."""
     if "AMX_INT8 = 1" not in system_info:
         return None
+    rebuild = ('CFLAGS="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16" CXXFLAGS="$CFLAGS" '
+               f"pip install --force-reinstall --no-deps --no-cache-dir llama-cpp-python=={version}")
     return ("this llama-cpp-python build uses AMX kernels, which segfault on some Xeons "
-            f"(llama.cpp#20824); if the run dies with a segmentation fault, rebuild: {AMX_REBUILD}")
+            f"(llama.cpp#20824); if the run dies with a segmentation fault, rebuild: {rebuild}")
 
 
 _MODELS: dict[tuple[str, int, int, int], Any] = {}
@@ -112,10 +109,13 @@ def _load(path: Path, n_ctx: int, n_threads: int, state_cache_mb: int = 0) -> An
         if key not in _MODELS:
             try:
                 from llama_cpp import Llama, LlamaRAMCache, llama_print_system_info
+                from llama_cpp import __version__ as llama_cpp_version
             except ImportError:
                 raise LLMConfigError("llama-cpp-python is not installed: run `bash scripts/install.sh`") from None
-            if not _MODELS and (warning := amx_warning(llama_print_system_info().decode(errors="replace"))):
-                print(f"promptclimb: warning: {warning}", file=sys.stderr)
+            if not _MODELS:  # once a process: the build is the same for every model
+                system_info = llama_print_system_info().decode(errors="replace")
+                if warning := amx_warning(system_info, llama_cpp_version):
+                    print(f"promptclimb: warning: {warning}", file=sys.stderr)
             from promptclimb import output
 
             with output.loading(path.name):
