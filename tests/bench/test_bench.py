@@ -268,3 +268,24 @@ def test_the_racing_grid_file_loads() -> None:
         ("hill_climb", {}), ("hill_climb", {"racing": True}), ("hill_climb", {"racing": {"top_k": 1, "z": 0.5}})]
     aggressive = cell_config(spec, next(c for c in cells(spec) if c.method == spec.methods[2])).racing
     assert aggressive.enabled and (aggressive.top_k, aggressive.z) == (1, 0.5)
+
+
+GRIDS = sorted((Path(__file__).parents[2] / "benchmarks" / "grids").glob("*.toml"))
+
+
+@pytest.mark.parametrize("path", GRIDS, ids=[p.stem for p in GRIDS])
+def test_every_grid_file_in_the_repository_loads_and_configures_each_cell(path: Path) -> None:
+    from promptclimb.bench.grid import cell_config
+
+    spec = load_spec(path, {})
+    assert all(cell_config(spec, c).method for c in cells(spec))
+
+
+def test_pre_registered_grids_use_seeds_no_other_grid_uses() -> None:
+    # "fresh" grids claim seeds nothing was read off before; a reused seed would void that.
+    seeds = {p.stem: set(load_spec(p, {}).seeds) for p in GRIDS}
+    fresh = [name for name in seeds if name.startswith("fresh")]
+    assert len(fresh) >= 3
+    for name in fresh:
+        others = set().union(*(s for other, s in seeds.items() if other != name))
+        assert not seeds[name] & others, (name, sorted(seeds[name] & others))
