@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from promptclimb.bench.grid import GridSpec, cells, load_spec
+from promptclimb.bench.grid import GridSpec, cell_config, cells, load_spec
 from promptclimb.bench.runner import InProcessExecutor, cell_dir, run_grid
 from promptclimb.bench.tables import t_interval, write_tables
 from promptclimb.candidate import TrialState
@@ -238,7 +238,7 @@ def test_an_unanswering_ray_address_is_one_clear_error(tmp_path: Path, capsys: p
 
 
 def test_a_method_entry_carries_its_options_and_racing_cells_race(tmp_path: Path) -> None:
-    from promptclimb.bench.grid import cell_config, method_entry
+    from promptclimb.bench.grid import method_entry
     from promptclimb.bench.tables import collect
 
     assert method_entry("hill_climb?racing=true&restarts=2") == ("hill_climb", {"racing": True, "restarts": 2})
@@ -260,23 +260,22 @@ def test_a_method_entry_carries_its_options_and_racing_cells_race(tmp_path: Path
     assert "images scored" in header and [r[0] for r in table] == spec.methods
 
 
-def test_the_racing_grid_file_loads() -> None:
-    from promptclimb.bench.grid import cell_config, method_entry
+GRID_DIR = Path(__file__).parents[2] / "benchmarks" / "grids"
+GRIDS = sorted(GRID_DIR.glob("*.toml"))
 
-    spec = load_spec(Path(__file__).parents[2] / "benchmarks" / "grids" / "racing_heldout.toml", {})
+
+def test_the_racing_grid_file_loads() -> None:
+    from promptclimb.bench.grid import method_entry
+
+    spec = load_spec(GRID_DIR / "racing_heldout.toml", {})
     assert [method_entry(m) for m in spec.methods] == [  # a table of settings turns racing on
         ("hill_climb", {}), ("hill_climb", {"racing": True}), ("hill_climb", {"racing": {"top_k": 1, "z": 0.5}})]
     aggressive = cell_config(spec, next(c for c in cells(spec) if c.method == spec.methods[2])).racing
     assert aggressive.enabled and (aggressive.top_k, aggressive.z) == (1, 0.5)
 
 
-GRIDS = sorted((Path(__file__).parents[2] / "benchmarks" / "grids").glob("*.toml"))
-
-
 @pytest.mark.parametrize("path", GRIDS, ids=[p.stem for p in GRIDS])
 def test_every_grid_file_in_the_repository_loads_and_configures_each_cell(path: Path) -> None:
-    from promptclimb.bench.grid import cell_config
-
     spec = load_spec(path, {})
     assert all(cell_config(spec, c).method for c in cells(spec))
 
