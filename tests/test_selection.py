@@ -1,10 +1,16 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from promptclimb.candidate import Trial, TrialState
+from promptclimb.cli import main
+from promptclimb.config import RunConfig
+from promptclimb.run import build_parts
 from promptclimb.selection import (
     BestTrainSelector,
+    BestValOfTopSelector,
     BestValSelector,
     BootstrapSelector,
     MarginSelector,
@@ -12,6 +18,9 @@ from promptclimb.selection import (
     sign_test_z,
     unpack_items,
 )
+from promptclimb.store import RunStore
+from promptclimb.summary import run_summary
+from promptclimb.vlm.base import score_prompt
 
 
 def _t(n: int, template: str, train: float, *, val: float | None = None, margin: float | None = None,
@@ -82,7 +91,7 @@ def test_unpack_items_and_unknown_rule() -> None:
     assert unpack_items("1011").tolist() == [1.0, 0.0, 1.0, 1.0]  # type: ignore[union-attr]
     assert unpack_items([0.5, -0.1]).tolist() == [0.5, -0.1]  # type: ignore[union-attr]
     assert unpack_items(None) is None
-    known = "known: best_train, best_train_ce, best_train_sig, best_val, bootstrap, margin"
+    known = "known: best_train, best_train_ce, best_train_sig, best_val, best_val_top10, bootstrap, margin"
     with pytest.raises(ValueError, match=known):
         build_selector("oracle")
 
@@ -119,3 +128,40 @@ def test_best_train_sig_keeps_the_pool_best_unless_the_lead_is_significant() -> 
     unknown = _t(5, "f {}", 0.9, exchange=10)  # no per-image outcomes: the paper's rule
     assert rule.select([*pool, unknown])[0].number == 5
     assert rule.select([narrow])[0].number == 2  # no pool (ask/tell callers): the paper's rule
+
+
+def test_best_val_top10_keeps_the_best_on_val_among_the_top_on_train_only() -> None:
+    trials = [_t(i, f"t{i} {{}}", 0.9 - 0.01 * i, val=0.5) for i in range(12)]
+    trials[3] = trials[3].with_(val_score=0.7)   # 4th on train, best on val among the top 3
+    trials[11] = trials[11].with_(val_score=0.99)  # best on val, but 12th on train: out of reach
+    trials[1] = trials[1].with_(val_score=0.7)   # ties 3 on val: the earlier on train wins
+    ranked = BestValOfTopSelector(top=10).select(trials)
+    assert [t.number for t in ranked[:3]] == [1, 3, 0]
+    assert [t.number for t in ranked[10:]] == [10, 11]
+    # trials still without a val score keep their train rank, after those with one
+    unscored = [t.with_(val_score=None) if t.number == 1 else t for t in trials]
+    assert BestValOfTopSelector(top=10).select(unscored)[0].number == 3
+    assert build_selector("best_val_top10").name == "best_val_top10"
+
+
+@pytest.mark.skipif(not Path("/usr/share/tuxpaint/stamps").is_dir(),
+                    reason="needs Debian's tuxpaint-stamps-default (scripts/install.sh)")
+def test_best_val_top10_runs_for_real_on_tuxpaint_with_conse(tmp_path: Path) -> None:
+    """The rule through the CLI with the embedded ConSE scorer: the pool's 10 best on train get a
+    val score (10 queries beyond the pool's 20), and the pick is the best of them on val."""
+
+    out = tmp_path / "run"
+    assert main(["optimize", "--task", "tuxpaint", "--scorer", "conse", "--method", "best_of_pool", "--seed", "3",
+                 "--shots", "4", "--set", "selection=best_val_top10", "--cache-dir", str(tmp_path / "cache"),
+                 "--quiet", "--out", str(out)]) == 0
+    store = RunStore.open(out)
+    trials = store.trials()
+    top = BestTrainSelector().select(trials)[:10]
+    assert all(t.val_score is not None for t in top)
+    assert sum(t.val_score is not None for t in trials) == 10
+    summary = run_summary(store)
+    assert summary["scorer_queries"] == 30
+    best_val = max(t.val_score or 0.0 for t in top)
+    assert summary["final_val_score"] == best_val
+    scorer = build_parts(RunConfig.model_validate(store.config)).scorer
+    assert score_prompt(scorer, summary["best_template"], "val").value == best_val

@@ -7,6 +7,7 @@ import pytest
 from promptclimb.candidate import Score, TrialState
 from promptclimb.evaluation import PostHocEvaluation
 from promptclimb.proposers import build_method
+from promptclimb.selection import BestTrainSelector, BestValOfTopSelector
 from promptclimb.store import RunStore, StoreError
 from promptclimb.study import Budget, Study
 from promptclimb.tasks import build_task
@@ -175,3 +176,26 @@ def test_an_llm_with_nothing_usable_is_reported_in_one_line_and_the_run_ends(tmp
     assert len(failed) == 12 and len(llm.requests) == 24  # 2 attempts per failed trial
     assert result.best is not None and result.best.exchange_id is None  # the pool's best stands
     assert study.store.result("warnings") == list(result.warnings)
+
+
+def test_best_val_top10_scores_the_train_top_on_val_at_the_end_once_and_counts_it(tmp_path: Path) -> None:
+    scorer = FakeScorer()
+    result = _study(tmp_path, scorer=scorer, selector=BestValOfTopSelector()).optimize()
+    stored = {t.number: t for t in RunStore.open(tmp_path / "run").trials()}
+    top = BestTrainSelector().select(list(stored.values()))[:10]
+    assert {c[0] for c in scorer.calls if c[1] == "val"} == {t.template for t in top}
+    assert all(stored[t.number].val_score == FakeScorer().score(t.template or "", "val").value for t in top)
+    best_val = max(top, key=lambda t: (stored[t.number].val_score or 0.0, -top.index(t)))
+    assert result.best is not None and result.best.number == best_val.number
+    # each val query sits in its trial's metrics, where show, the bench and the dashboard count
+    assert {n for n, t in stored.items() if t.metrics.get("val_at_finish")} == {t.number for t in top}
+    searched = sum(int(t.metrics["queries"]) for t in stored.values())
+    scored_on_train = sum(t.state is TrialState.COMPLETE for t in stored.values())  # one query each
+    assert result.usage.scorer_queries == searched == scored_on_train + 10
+    # the finish again, as a resume does: nothing rescored on val, the same count
+    again = FakeScorer()
+    resumed = _study(tmp_path, scorer=again, selector=BestValOfTopSelector()).optimize()
+    assert [c for c in again.calls if c[1] == "val"] == []
+    assert resumed.usage.scorer_queries == searched
+    assert resumed.best is not None and resumed.best.number == best_val.number
+

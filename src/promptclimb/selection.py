@@ -21,6 +21,10 @@ that use more of what the scorer measured:
   ``w - l >= z * sqrt(w + l)``, ``z`` = 2 (one-sided, about 2 %; racing's test). Otherwise the
   pool's best stays first. A lead of one or two of ten images is not evidence: at 1 shot x 10
   classes it needs 4 wins and no loss. Without per-item outcomes it is ``best_train``.
+- ``best_val_top10``: the 10 best on train, rescored on the val split once the loop is done (the
+  Study does it: 10 more queries, beyond the search budget), and the best of them on val kept;
+  ties keep the train order. Val is min(shots, 4) more labelled images a class, which ``best_train``
+  never sees; without a val split it is ``best_train``.
 """
 
 from __future__ import annotations
@@ -184,6 +188,23 @@ class SignificantLeadSelector:
         return [pool[0], *(t for t in ranked if t.number != pool[0].number)]
 
 
+class BestValOfTopSelector:
+    """``best_val_top10`` (the module docstring). ``val_top`` tells the Study which trials need a
+    val score before it selects (``Study.finish``); trials still without one keep their train rank
+    after those with one."""
+
+    name = "best_val_top10"
+
+    def __init__(self, top: int = 10) -> None:
+        self.val_top = top
+
+    def select(self, trials: Sequence[Trial]) -> list[Trial]:
+        ranked = BestTrainSelector().select(trials)
+        head = sorted(enumerate(ranked[: self.val_top]),
+                      key=lambda it: (it[1].val_score is None, -(it[1].val_score or 0.0), it[0]))
+        return [t for _, t in head] + ranked[self.val_top:]
+
+
 SELECTORS: dict[str, Callable[[], Selector]] = {
     "best_train": BestTrainSelector,
     "best_val": BestValSelector,
@@ -191,6 +212,7 @@ SELECTORS: dict[str, Callable[[], Selector]] = {
     "bootstrap": BootstrapSelector,
     "best_train_ce": BestTrainCrossEntropySelector,
     "best_train_sig": SignificantLeadSelector,
+    "best_val_top10": BestValOfTopSelector,
 }
 
 

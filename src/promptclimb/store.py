@@ -242,6 +242,13 @@ class RunStore:
             )
         return trial
 
+    def set_val_score(self, number: int, value: float, metrics: dict[str, Any]) -> None:
+        """A val score given after the trial was recorded (a selection rule's), with the metrics
+        that count its cost."""
+        with self._tx() as c:
+            c.execute("UPDATE trials SET val_score=?, metrics=? WHERE number=?",
+                      (value, json.dumps(metrics), number))
+
     def set_test_score(self, number: int, value: float) -> None:
         with self._tx() as c:
             c.execute("UPDATE trials SET test_score=? WHERE number=?", (value, number))

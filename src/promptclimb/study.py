@@ -321,7 +321,7 @@ class Study:
         """Select the final template on train (and val) and record it; then the run's post-hoc
         evaluation, if it has one (evaluation.py: the test score of the pick, report-only
         references, ensembles and oracles); then mark the run finished."""
-        trials = self.store.trials()
+        trials = self._val_of_top(self.store.trials())
         ranking = self.selector.select(trials)
         best = ranking[0] if ranking else None
         self.store.set_result("final", {
@@ -342,6 +342,35 @@ class Study:
         self.store.set_result("usage", self.usage.to_json())
         self.store.set_meta("finished", "true")
         return result
+
+
+    def _val_of_top(self, trials: list[Trial]) -> list[Trial]:
+        """Val scores for the train top-n a selector asks for (``val_top``, e.g. best_val_top10).
+        Each is stored on its trial with its query and images in the trial's metrics, where every
+        count of a run's cost looks, so a resumed finish neither rescores nor loses them."""
+        top = int(getattr(self.selector, "val_top", 0))
+        if not top:
+            return trials
+        if "val" not in self.scorer.splits():
+            self.warn(f"selection {self.selector.name}: the task has no val split, so it chose as best_train")
+            return trials
+        rescored: dict[int, Trial] = {}
+        for t in BestTrainSelector().select(trials)[:top]:
+            if t.val_score is not None:
+                continue
+            try:
+                with self._score_lock:
+                    val = score_prompt(self.scorer, t.template or "", "val")
+            except Exception as err:  # it keeps its train rank, after those scored on val
+                self.warn(f"selection {self.selector.name}: trial {t.number} not scored on val: {err}")
+                continue
+            images = _n_images(val)
+            metrics = {**t.metrics, "queries": int(t.metrics.get("queries", 0)) + 1,
+                       IMAGES_SCORED: int(t.metrics.get(IMAGES_SCORED, 0)) + images, "val_at_finish": True}
+            self.store.set_val_score(t.number, val.value, metrics)
+            self.calls.meter.add_queries(1, images)
+            rescored[t.number] = t.with_(val_score=val.value, metrics=metrics)
+        return [rescored.get(t.number, t) for t in trials]
 
 
 class _LLMEndpoint:

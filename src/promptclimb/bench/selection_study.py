@@ -25,11 +25,11 @@ from promptclimb.bench.tables import mean_std_cell, t_interval
 from promptclimb.candidate import Trial, TrialState
 from promptclimb.prompt_set import is_set_key
 from promptclimb.run import build_parts
-from promptclimb.selection import SELECTORS, BestTrainSelector
+from promptclimb.selection import SELECTORS, BestTrainSelector, BestValOfTopSelector
 from promptclimb.store import STORE_FILE, RunStore
 from promptclimb.vlm.base import score_prompt
 
-SELECTOR_RULES = ("best_train", "best_train_ce", "best_train_sig", "margin", "bootstrap")  # selection.py
+SELECTOR_RULES = ("best_train", "best_train_ce", "best_train_sig", "margin", "bootstrap")  # selection.py, pure
 RULES = (*SELECTOR_RULES, "best_val_top10", "ensemble_top5")
 ORACLES = ("oracle_top10", "oracle_all")
 
@@ -55,9 +55,10 @@ def _picks(store: RunStore, scorer: Any) -> dict[str, dict[str, Any]]:
             out[name] = {"template": ranked[0].template}
     by_train = BestTrainSelector().select(trials)
     top = by_train[:10]
-    if top and "val" in scorer.splits():
-        vals = [(score_prompt(scorer, t.template or "", "val").value, -i, t.template) for i, t in enumerate(top)]
-        out["best_val_top10"] = {"template": max(vals)[2]}
+    if top and "val" in scorer.splits():  # what a run's finish does for this rule (Study._val_of_top)
+        val_of = {t.number: score_prompt(scorer, t.template or "", "val").value for t in top}
+        with_val = [t.with_(val_score=val_of.get(t.number, t.val_score)) for t in trials]
+        out["best_val_top10"] = {"template": BestValOfTopSelector().select(with_val)[0].template}
     ensemble = [t.template for t in top if t.template and not is_set_key(t.template)][:5]
     if len(ensemble) > 1 and callable(getattr(scorer, "score_ensemble", None)):
         out["ensemble_top5"] = {"template": " | ".join(ensemble),
