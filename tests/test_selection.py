@@ -141,6 +141,7 @@ def test_best_val_top10_keeps_the_best_on_val_among_the_top_on_train_only() -> N
     # trials still without a val score keep their train rank, after those with one
     unscored = [t.with_(val_score=None) if t.number == 1 else t for t in trials]
     assert BestValOfTopSelector(top=10).select(unscored)[0].number == 3
+    assert [t.number for t in BestValOfTopSelector(top=10).needs_val(unscored)] == [1]  # 11 is out of reach
     assert build_selector("best_val_top10").name == "best_val_top10"
 
 
@@ -149,7 +150,6 @@ def test_best_val_top10_keeps_the_best_on_val_among_the_top_on_train_only() -> N
 def test_best_val_top10_runs_for_real_on_tuxpaint_with_conse(tmp_path: Path) -> None:
     """The rule through the CLI with the embedded ConSE scorer: the pool's 10 best on train get a
     val score (10 queries beyond the pool's 20), and the pick is the best of them on val."""
-
     out = tmp_path / "run"
     assert main(["optimize", "--task", "tuxpaint", "--scorer", "conse", "--method", "best_of_pool", "--seed", "3",
                  "--shots", "4", "--set", "selection=best_val_top10", "--cache-dir", str(tmp_path / "cache"),

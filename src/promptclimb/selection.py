@@ -189,14 +189,18 @@ class SignificantLeadSelector:
 
 
 class BestValOfTopSelector:
-    """``best_val_top10`` (the module docstring). ``val_top`` tells the Study which trials need a
-    val score before it selects (``Study.finish``); trials still without one keep their train rank
-    after those with one."""
+    """``best_val_top10`` (the module docstring). ``needs_val`` names the trials to score on val
+    before it selects (``Study.finish`` and the bench's selection study do); trials still without
+    one keep their train rank after those with one."""
 
     name = "best_val_top10"
 
     def __init__(self, top: int = 10) -> None:
         self.val_top = top
+
+    def needs_val(self, trials: Sequence[Trial]) -> list[Trial]:
+        """The train top-n still without a val score."""
+        return [t for t in BestTrainSelector().select(trials)[: self.val_top] if t.val_score is None]
 
     def select(self, trials: Sequence[Trial]) -> list[Trial]:
         ranked = BestTrainSelector().select(trials)

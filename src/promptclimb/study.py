@@ -343,21 +343,18 @@ class Study:
         self.store.set_meta("finished", "true")
         return result
 
-
     def _val_of_top(self, trials: list[Trial]) -> list[Trial]:
-        """Val scores for the train top-n a selector asks for (``val_top``, e.g. best_val_top10).
+        """Val scores for the trials a selector asks for (``needs_val``, e.g. best_val_top10's top 10).
         Each is stored on its trial with its query and images in the trial's metrics, where every
         count of a run's cost looks, so a resumed finish neither rescores nor loses them."""
-        top = int(getattr(self.selector, "val_top", 0))
-        if not top:
+        needs_val = getattr(self.selector, "needs_val", None)
+        if not callable(needs_val):
             return trials
         if "val" not in self.scorer.splits():
             self.warn(f"selection {self.selector.name}: the task has no val split, so it chose as best_train")
             return trials
         rescored: dict[int, Trial] = {}
-        for t in BestTrainSelector().select(trials)[:top]:
-            if t.val_score is not None:
-                continue
+        for t in needs_val(trials):
             try:
                 with self._score_lock:
                     val = score_prompt(self.scorer, t.template or "", "val")

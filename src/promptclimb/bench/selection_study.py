@@ -56,9 +56,10 @@ def _picks(store: RunStore, scorer: Any) -> dict[str, dict[str, Any]]:
     by_train = BestTrainSelector().select(trials)
     top = by_train[:10]
     if top and "val" in scorer.splits():  # what a run's finish does for this rule (Study._val_of_top)
-        val_of = {t.number: score_prompt(scorer, t.template or "", "val").value for t in top}
-        with_val = [t.with_(val_score=val_of.get(t.number, t.val_score)) for t in trials]
-        out["best_val_top10"] = {"template": BestValOfTopSelector().select(with_val)[0].template}
+        rule = BestValOfTopSelector()
+        val_of = {t.number: score_prompt(scorer, t.template or "", "val").value for t in rule.needs_val(trials)}
+        with_val = [t.with_(val_score=val_of[t.number]) if t.number in val_of else t for t in trials]
+        out["best_val_top10"] = {"template": rule.select(with_val)[0].template}
     ensemble = [t.template for t in top if t.template and not is_set_key(t.template)][:5]
     if len(ensemble) > 1 and callable(getattr(scorer, "score_ensemble", None)):
         out["ensemble_top5"] = {"template": " | ".join(ensemble),
