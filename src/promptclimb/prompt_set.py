@@ -124,6 +124,11 @@ class PromptSet:
         merged = {**{k: tuple(v) for k, v in self.class_texts.items()}, **{k: tuple(v) for k, v in class_texts.items()}}
         return PromptSet(self.templates, merged, self.combine)
 
+    def without_texts(self, names: Iterable[str]) -> PromptSet:
+        """The same templates and mode; these classes back to the templates alone."""
+        gone = set(names)
+        return PromptSet(self.templates, {k: v for k, v in self.class_texts.items() if k not in gone}, self.combine)
+
     def short(self, width: int = 100) -> str:
         """A readable one-line form: "ensemble of 3: a {}. | a photo of a {}. | ..." or
         "a photo of a {}. + descriptions for 10 classes"."""

@@ -177,3 +177,37 @@ def test_the_class_lines_shape_has_a_small_grammar() -> None:
     text = reply_grammar("class_lines")
     assert set(REPLY_GRAMMARS) == {"class_lines"}
     assert 'line ::= name ": " desc "\\n"' in text and len(text.splitlines()) < 12
+
+
+def test_class_select_tries_each_described_class_alone_without_asking_the_llm(tmp_path: Path) -> None:
+    study, llm = _run(tmp_path, "describe", {"start": START, "rounds": 0, "class_select": True,
+                                             "classes_per_request": 5}, describer())
+    assert len(llm.requests) == 2  # the two requests of the first set; the class step asks nothing
+    stored = {s.key: s.trial for s in study.store.stored_trials()}
+    init = parse_set_key(stored["desc/init"].template)
+    assert init is not None and sorted(init.class_texts) == sorted(NAMES)
+
+    def rank(t):  # the rule describe keeps a set by
+        return (t.train_score, t.metrics["mean_margin"])
+
+    start = next(t for t in study.trials() if t.template == START)
+    current = max((stored["desc/init"], start), key=rank)
+    current_set = parse_set_key(current.template) or PromptSet((START,), combine="beside")
+    labels, preds = current.metrics["labels"], current.metrics["predictions"]
+    accuracy = {name: sum(p == c for y, p in zip(labels, preds, strict=True) if y == c) / max(1, labels.count(c))
+                for c, name in enumerate(NAMES)}
+    toggled = []
+    for i in range(len(NAMES)):
+        trial = stored[f"desc/class{i}"]
+        got = parse_set_key(trial.template) or PromptSet((START,))
+        changed = set(got.class_texts) ^ set(current_set.class_texts)
+        assert len(changed) == 1  # one class switched on or off against the set kept so far
+        (name,) = changed
+        assert got.class_texts.get(name, init.class_texts[name]) == init.class_texts[name]
+        toggled.append(name)
+        if trial.state.value == "complete" and rank(trial) > rank(current):
+            current, current_set = trial, got
+    assert sorted(toggled) == sorted(NAMES)
+    assert accuracy[toggled[0]] == min(accuracy.values())  # the worst class first
+    assert sorted(k for k in stored if k.startswith("desc/")) == sorted(
+        ["desc/init", *(f"desc/class{i}" for i in range(len(NAMES)))])

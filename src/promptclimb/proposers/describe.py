@@ -5,7 +5,9 @@ asks the LLM for ``descriptions`` short descriptions of every class (CuPL-style;
 ``classes_per_request`` classes; ``meta_prompts/describe.txt``). The candidate is a PromptSet: the
 template plus the descriptions beside it, a class's embedding the mean of its template text and
 its descriptions (prompt_set.py; ``combine`` picks the descriptions alone or template x
-descriptions instead); classes the reply left out keep the template alone. Then, for
+descriptions instead); classes the reply left out keep the template alone. With ``class_select``,
+each class's descriptions are then tried on their own, worst class first, and kept only if the
+train score rises: a whole set can lose while some of its classes win. Then, for
 ``rounds`` rounds, it takes the ``worst_classes`` classes with the most errors under the current
 set, tells the LLM how each fares ("lion: 2 of 5 right, mostly taken for tiger", class_feedback.py)
 with their current descriptions, and asks for new ones for those classes only; the rewritten set is
@@ -20,6 +22,7 @@ restarts x resets x iterations x per_iteration queries), then ``describe`` from 
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from dataclasses import replace
 from random import Random
 from typing import Any
@@ -54,6 +57,9 @@ class DescribeOptions(BaseModel):
     rounds: int = Field(5, ge=0, le=200, description="rewrites of the worst classes' descriptions")
     worst_classes: int = Field(3, ge=1, le=100, description="classes rewritten per round")
     description_tokens: int = Field(400, ge=16, le=4096, description="max_tokens of a description reply")
+    class_select: bool = Field(
+        False, description="after the first set, try each class's descriptions on their own, worst class "
+                           "first, and keep them only if the train score rises (one query a class, no LLM call)")
     combine: CombineMode = Field(
         "beside", description="a class's texts: the template and its descriptions (beside), the "
                               "descriptions alone, or the template followed by each (product); prompt_set.py")
@@ -122,6 +128,9 @@ class DescribeProposer(Proposer):
         current = env.lookup(start)
         trials: list[Trial] = yield [self._proposal("desc/init", current_set, asked, env, 0)]
         current, current_set = self._better(trials, current, current_set)
+        if s.class_select:
+            offered = {name: found for a in asked for name, found in a[0].items()}
+            current, current_set = yield from self._select_classes(env, offered, current, current_set)
         for r in range(s.rounds):
             outcomes = trial_outcomes(current.metrics) if current is not None else None
             if outcomes is None:
@@ -136,6 +145,24 @@ class DescribeProposer(Proposer):
             asked = [self._ask(env, f"desc/r{r}", user, worst)]
             trials = yield [self._proposal(f"desc/r{r}", current_set, asked, env, r + 1)]
             current, current_set = self._better(trials, current, current_set)
+
+    @staticmethod
+    def _select_classes(env: ProposerEnv, offered: dict[str, list[str]], current: Trial | None, current_set: PromptSet,
+                        ) -> Generator[list[Proposal], list[Trial], tuple[Trial | None, PromptSet]]:
+        """Greedy per-class choice: one class at a time, the set with that class's first
+        descriptions switched on (or off, if the current set has them) is kept if it scores better.
+        A whole set can lose on train while some of its classes win; this finds those classes from
+        the same reply, at one scorer query a class."""
+        names = list(env.task.class_names)
+        restart = env.stream if isinstance(env.stream, int) else 0
+        outcomes = trial_outcomes(current.metrics) if current is not None else None
+        order = [c.name for c in class_outcomes(*outcomes, names)] if outcomes is not None else names
+        for i, name in enumerate(n for n in dict.fromkeys([*order, *names]) if n in offered):
+            toggled = (current_set.without_texts([name]) if name in current_set.class_texts
+                       else current_set.with_texts({name: offered[name]}))
+            trials = yield [Proposal(f"desc/class{i}", toggled, restart=restart)]
+            current, current_set = DescribeProposer._better(trials, current, current_set)
+        return current, current_set
 
     @staticmethod
     def _better(trials: list[Trial], current: Trial | None, current_set: PromptSet) -> tuple[Trial | None, PromptSet]:
