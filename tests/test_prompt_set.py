@@ -141,3 +141,13 @@ def test_set_weights_are_the_mean_of_every_text_of_a_class() -> None:
         unit = _encode(cat_texts) / np.linalg.norm(_encode(cat_texts), axis=1, keepdims=True)
         assert np.allclose(w[0], unit.mean(axis=0) / np.linalg.norm(unit.mean(axis=0)), atol=1e-6)
         assert np.allclose(w[1], plain[1], atol=1e-6)
+
+
+def test_without_texts_puts_those_classes_back_to_the_templates_alone() -> None:
+    full = PromptSet.of(["a photo of a {}."], {"cat": ["a striped cat"], "dog": ["a dog with a leash"]},
+                        combine="descriptions")
+    assert full.without_texts(["cat"]) == PromptSet.of(["a photo of a {}."], {"dog": ["a dog with a leash"]},
+                                                       combine="descriptions")
+    assert full.without_texts(["cat"]).texts_for("cat") == ["a photo of a cat."]
+    assert full.without_texts(["cat", "dog"]).key == "a photo of a {}."  # the plain template again
+    assert full.without_texts(["lion"]) == full

@@ -104,7 +104,7 @@ class DescribeProposer(Proposer):
         texts = {name: found for a in asked for name, found in a[0].items()}
         raw = "\n".join(a[1] for a in asked)[:2000]
         exchange = next((a[3] for a in reversed(asked) if a[3] is not None), None)
-        restart = env.stream if isinstance(env.stream, int) else 0
+        restart = _restart(env)
         if not texts:
             reason = "no usable description: " + "; ".join(dict.fromkeys(a[2] for a in asked))[:280]
             return Proposal(key, None, raw, reason, restart, 0, iteration, exchange)
@@ -147,14 +147,13 @@ class DescribeProposer(Proposer):
             current, current_set = self._better(trials, current, current_set)
 
     @staticmethod
-    def _select_classes(env: ProposerEnv, offered: dict[str, list[str]], current: Trial | None, current_set: PromptSet,
+    def _select_classes(env: ProposerEnv, offered: dict[str, list[str]], current: Trial | None, current_set: PromptSet
                         ) -> Generator[list[Proposal], list[Trial], tuple[Trial | None, PromptSet]]:
         """Greedy per-class choice: one class at a time, the set with that class's first
         descriptions switched on (or off, if the current set has them) is kept if it scores better.
         A whole set can lose on train while some of its classes win; this finds those classes from
         the same reply, at one scorer query a class."""
-        names = list(env.task.class_names)
-        restart = env.stream if isinstance(env.stream, int) else 0
+        names, restart = list(env.task.class_names), _restart(env)
         outcomes = trial_outcomes(current.metrics) if current is not None else None
         order = [c.name for c in class_outcomes(*outcomes, names)] if outcomes is not None else names
         for i, name in enumerate(n for n in dict.fromkeys([*order, *names]) if n in offered):
@@ -175,6 +174,11 @@ class DescribeProposer(Proposer):
         if new is None or found is None or (current is not None and rank(new) <= rank(current)):
             return current, current_set
         return new, found
+
+
+def _restart(env: ProposerEnv) -> int:
+    """The stream a trial is recorded under: hill_climb+describe's describe stage runs after its restarts."""
+    return env.stream if isinstance(env.stream, int) else 0
 
 
 class HillClimbDescribeSettings(HillClimbSettings, DescribeOptions):
