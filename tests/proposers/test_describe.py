@@ -211,3 +211,21 @@ def test_class_select_tries_each_described_class_alone_without_asking_the_llm(tm
     assert accuracy[toggled[0]] == min(accuracy.values())  # the worst class first
     assert sorted(k for k in stored if k.startswith("desc/")) == sorted(
         ["desc/init", *(f"desc/class{i}" for i in range(len(NAMES)))])
+
+
+def test_class_gain_keeps_a_class_only_when_that_many_more_train_images_come_out_right(tmp_path: Path) -> None:
+    def toggles(gain: int) -> list[int]:
+        """Per class trial: how many classes its set differs in from the set kept after the first."""
+        options = {"start": START, "rounds": 0, "class_select": True, "classes_per_request": 5, "class_gain": gain}
+        study, _ = _run(tmp_path, "describe", options, describer(), name=f"gain{gain}")
+        stored = {s.key: s.trial for s in study.store.stored_trials()}
+        start = next(t for t in study.trials() if t.template == START)
+        init = stored["desc/init"]
+        base = init if (init.train_score, init.metrics["mean_margin"]) > (start.train_score,
+                                                                          start.metrics["mean_margin"]) else start
+        base_set = parse_set_key(base.template) or PromptSet((START,))
+        return [len(set((parse_set_key(stored[f"desc/class{i}"].template) or PromptSet((START,))).class_texts)
+                    ^ set(base_set.class_texts)) for i in range(len(NAMES))]
+
+    assert toggles(1000) == [1] * len(NAMES)  # nothing can gain 1000 images: every toggle is against the base
+    assert max(toggles(0)) > 1  # by accuracy then margin, some classes were kept on the way

@@ -47,6 +47,8 @@ from promptclimb.proposers.descriptions import parse_descriptions
 from promptclimb.proposers.hill_climb import HillClimbProposer, HillClimbSettings
 from promptclimb.vlm.base import CLASS_TEXTS
 
+_Kept = tuple[Trial | None, PromptSet]  # the set kept so far and its trial
+
 
 class DescribeOptions(BaseModel):
     start: str | None = Field(None, description="template to describe from (default: the best scored)")
@@ -60,6 +62,9 @@ class DescribeOptions(BaseModel):
     class_select: bool = Field(
         False, description="after the first set, try each class's descriptions on their own, worst class "
                            "first, and keep them only if the train score rises (one query a class, no LLM call)")
+    class_gain: int = Field(
+        0, ge=0, le=1000, description="with class_select: train images a toggle must gain to be kept "
+                                      "(0: any gain in accuracy, then mean margin, as the rounds)")
     combine: CombineMode = Field(
         "beside", description="a class's texts: the template and its descriptions (beside), the "
                               "descriptions alone, or the template followed by each (product); prompt_set.py")
@@ -146,9 +151,8 @@ class DescribeProposer(Proposer):
             trials = yield [self._proposal(f"desc/r{r}", current_set, asked, env, r + 1)]
             current, current_set = self._better(trials, current, current_set)
 
-    @staticmethod
-    def _select_classes(env: ProposerEnv, offered: dict[str, list[str]], current: Trial | None, current_set: PromptSet
-                        ) -> Generator[list[Proposal], list[Trial], tuple[Trial | None, PromptSet]]:
+    def _select_classes(self, env: ProposerEnv, offered: dict[str, list[str]], current: Trial | None,
+                        current_set: PromptSet) -> Generator[list[Proposal], list[Trial], _Kept]:
         """Greedy per-class choice: one class at a time, the set with that class's first
         descriptions switched on (or off, if the current set has them) is kept if it scores better.
         A whole set can lose on train while some of its classes win; this finds those classes from
@@ -160,18 +164,25 @@ class DescribeProposer(Proposer):
             toggled = (current_set.without_texts([name]) if name in current_set.class_texts
                        else current_set.with_texts({name: offered[name]}))
             trials = yield [Proposal(f"desc/class{i}", toggled, restart=restart)]
-            current, current_set = DescribeProposer._better(trials, current, current_set)
+            current, current_set = self._better(trials, current, current_set, self.settings.class_gain)
         return current, current_set
 
     @staticmethod
-    def _better(trials: list[Trial], current: Trial | None, current_set: PromptSet) -> tuple[Trial | None, PromptSet]:
-        """The new set if it scored better than the current one (accuracy, then mean margin)."""
+    def _better(trials: list[Trial], current: Trial | None, current_set: PromptSet, gain: int = 0) -> _Kept:
+        """The new set if it scored better than the current one: accuracy, then mean margin; with
+        ``gain`` > 0, at least that many more train images right (margin not used)."""
         def rank(t: Trial) -> tuple[float, float]:
             return (t.train_score or 0.0, float(t.metrics.get("mean_margin", -1e18)))
 
         new = next((t for t in trials if t.state is TrialState.COMPLETE and t.train_score is not None), None)
         found = parse_set_key(new.template) if new is not None else None
-        if new is None or found is None or (current is not None and rank(new) <= rank(current)):
+        if new is None or found is None:
+            return current, current_set
+        images = len(new.metrics.get("labels") or ())
+        if current is not None and gain > 0 and images:  # without per-image labels: the rule below
+            if round(((new.train_score or 0.0) - (current.train_score or 0.0)) * images) < gain:
+                return current, current_set
+        elif current is not None and rank(new) <= rank(current):
             return current, current_set
         return new, found
 
