@@ -179,6 +179,18 @@ def test_the_class_lines_shape_has_a_small_grammar() -> None:
     assert 'line ::= name ": " desc "\\n"' in text and len(text.splitlines()) < 12
 
 
+def _rank(t):  # the rule describe keeps a set by: accuracy, then mean margin
+    return (t.train_score, t.metrics["mean_margin"])
+
+
+def _kept_after_first(study: Study, stored: dict) -> tuple:
+    """The trial and set describe keeps after its first set: that set or the start template."""
+    start = next(t for t in study.trials() if t.template == START)
+    init = stored["desc/init"]
+    kept = init if _rank(init) > _rank(start) else start  # a tie keeps the start
+    return kept, parse_set_key(kept.template) or PromptSet((START,))
+
+
 def test_class_select_tries_each_described_class_alone_without_asking_the_llm(tmp_path: Path) -> None:
     study, llm = _run(tmp_path, "describe", {"start": START, "rounds": 0, "class_select": True,
                                              "classes_per_request": 5}, describer())
@@ -186,13 +198,7 @@ def test_class_select_tries_each_described_class_alone_without_asking_the_llm(tm
     stored = {s.key: s.trial for s in study.store.stored_trials()}
     init = parse_set_key(stored["desc/init"].template)
     assert init is not None and sorted(init.class_texts) == sorted(NAMES)
-
-    def rank(t):  # the rule describe keeps a set by
-        return (t.train_score, t.metrics["mean_margin"])
-
-    start = next(t for t in study.trials() if t.template == START)
-    current = max((stored["desc/init"], start), key=rank)
-    current_set = parse_set_key(current.template) or PromptSet((START,), combine="beside")
+    current, current_set = _kept_after_first(study, stored)
     labels, preds = current.metrics["labels"], current.metrics["predictions"]
     accuracy = {name: sum(p == c for y, p in zip(labels, preds, strict=True) if y == c) / max(1, labels.count(c))
                 for c, name in enumerate(NAMES)}
@@ -205,7 +211,7 @@ def test_class_select_tries_each_described_class_alone_without_asking_the_llm(tm
         (name,) = changed
         assert got.class_texts.get(name, init.class_texts[name]) == init.class_texts[name]
         toggled.append(name)
-        if trial.state.value == "complete" and rank(trial) > rank(current):
+        if trial.state.value == "complete" and _rank(trial) > _rank(current):
             current, current_set = trial, got
     assert sorted(toggled) == sorted(NAMES)
     assert accuracy[toggled[0]] == min(accuracy.values())  # the worst class first
@@ -219,11 +225,7 @@ def test_class_gain_keeps_a_class_only_when_that_many_more_train_images_come_out
         options = {"start": START, "rounds": 0, "class_select": True, "classes_per_request": 5, "class_gain": gain}
         study, _ = _run(tmp_path, "describe", options, describer(), name=f"gain{gain}")
         stored = {s.key: s.trial for s in study.store.stored_trials()}
-        start = next(t for t in study.trials() if t.template == START)
-        init = stored["desc/init"]
-        base = init if (init.train_score, init.metrics["mean_margin"]) > (start.train_score,
-                                                                          start.metrics["mean_margin"]) else start
-        base_set = parse_set_key(base.template) or PromptSet((START,))
+        _, base_set = _kept_after_first(study, stored)
         return [len(set((parse_set_key(stored[f"desc/class{i}"].template) or PromptSet((START,))).class_texts)
                     ^ set(base_set.class_texts)) for i in range(len(NAMES))]
 

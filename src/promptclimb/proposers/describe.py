@@ -48,6 +48,7 @@ from promptclimb.proposers.hill_climb import HillClimbProposer, HillClimbSetting
 from promptclimb.vlm.base import CLASS_TEXTS
 
 _Kept = tuple[Trial | None, PromptSet]  # the set kept so far and its trial
+_Asked = tuple[dict[str, list[str]], str, str, int | None]  # one reply: texts, raw, why unusable, exchange
 
 
 class DescribeOptions(BaseModel):
@@ -87,8 +88,7 @@ class DescribeProposer(Proposer):
         return CLASS_TEXTS
 
     # -- asking ---------------------------------------------------------------------------
-    def _ask(self, env: ProposerEnv, key: str, user: str, wanted: list[str]) -> tuple[dict[str, list[str]], str, str,
-                                                                                      int | None]:
+    def _ask(self, env: ProposerEnv, key: str, user: str, wanted: list[str]) -> _Asked:
         """(descriptions per class, raw reply, why nothing usable came back, exchange id)."""
         from promptclimb.llm.base import CacheMiss, LLMConfigError, LLMError
 
@@ -104,9 +104,13 @@ class DescribeProposer(Proposer):
         parsed = parse_descriptions(answer.reply.text, env.task.class_names, wanted, self.settings.descriptions)
         return parsed.texts, answer.reply.text, parsed.reason, answer.exchange_id
 
-    def _proposal(self, key: str, base: PromptSet, asked: list[tuple[dict[str, list[str]], str, str, int | None]],
-                  env: ProposerEnv, iteration: int) -> Proposal:
-        texts = {name: found for a in asked for name, found in a[0].items()}
+    @staticmethod
+    def _offered(asked: list[_Asked]) -> dict[str, list[str]]:
+        """The descriptions per class of one or more replies (a later reply wins for its classes)."""
+        return {name: found for a in asked for name, found in a[0].items()}
+
+    def _proposal(self, key: str, base: PromptSet, asked: list[_Asked], env: ProposerEnv, iteration: int) -> Proposal:
+        texts = self._offered(asked)
         raw = "\n".join(a[1] for a in asked)[:2000]
         exchange = next((a[3] for a in reversed(asked) if a[3] is not None), None)
         restart = _restart(env)
@@ -134,8 +138,7 @@ class DescribeProposer(Proposer):
         trials: list[Trial] = yield [self._proposal("desc/init", current_set, asked, env, 0)]
         current, current_set = self._better(trials, current, current_set)
         if s.class_select:
-            offered = {name: found for a in asked for name, found in a[0].items()}
-            current, current_set = yield from self._select_classes(env, offered, current, current_set)
+            current, current_set = yield from self._select_classes(env, self._offered(asked), current, current_set)
         for r in range(s.rounds):
             outcomes = trial_outcomes(current.metrics) if current is not None else None
             if outcomes is None:
@@ -178,13 +181,14 @@ class DescribeProposer(Proposer):
         found = parse_set_key(new.template) if new is not None else None
         if new is None or found is None:
             return current, current_set
+        if current is None:
+            return new, found
         images = len(new.metrics.get("labels") or ())
-        if current is not None and gain > 0 and images:  # without per-image labels: the rule below
-            if round(((new.train_score or 0.0) - (current.train_score or 0.0)) * images) < gain:
-                return current, current_set
-        elif current is not None and rank(new) <= rank(current):
-            return current, current_set
-        return new, found
+        if gain > 0 and images:  # without per-image labels, gain cannot be counted: the default rule
+            better = round(((new.train_score or 0.0) - (current.train_score or 0.0)) * images) >= gain
+        else:
+            better = rank(new) > rank(current)
+        return (new, found) if better else (current, current_set)
 
 
 def _restart(env: ProposerEnv) -> int:
