@@ -214,7 +214,7 @@ def test_ctrl_c_says_how_to_resume_and_keeps_the_store(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("method, extra", [
-    ("describe", []), ("ensemble", []), ("hill_climb_classes", MNK),
+    ("describe", []), ("describe_select", []), ("ensemble", []), ("hill_climb_classes", MNK),
     ("hill_climb", [*MNK, "--set", "method_options.racing=true"]),
     ("hill_climb+describe", ["--set", "method_options.restarts=1", "--set", "method_options.resets=2",
                              "--set", "method_options.iterations=3"]),
@@ -223,12 +223,12 @@ def test_beyond_the_paper_methods_resume_after_sigkill_as_a_run_straight_through
         method: str, extra: list[str], tmp_path: Path) -> None:
     args = [*CORE, "--method", method, *extra, "--set", "scorer_options.delay_s=0.05",
             "--cache-dir", str(tmp_path / "cache")]
-    if method.endswith("describe"):  # replies that describe the demo classes, so its sets are scored
+    if "describe" in method:  # replies that describe the demo classes, so its sets are scored
         from promptclimb.tasks import build_task
 
         names = build_task("demo", shots=1, seed=1).info.class_names
         # hill climbing reads the template line, the description stage the class lines
-        first = ["a photo of a {} seen %s."] if method != "describe" else []
+        first = ["a photo of a {} seen %s."] if method.startswith("hill_climb") else []
         replies = ["\n".join([*(t % w for t in first), *(f"{n}: a {n} seen {w}, {k}" for n in names
                                                        for k in ("up close", "far away"))])
                    for w in ("clearly", "in the wild", "at night", "in a drawing", "from above", "in colour")]

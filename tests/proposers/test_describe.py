@@ -231,3 +231,19 @@ def test_class_gain_keeps_a_class_only_when_that_many_more_train_images_come_out
 
     assert toggles(1000) == [1] * len(NAMES)  # nothing can gain 1000 images: every toggle is against the base
     assert max(toggles(0)) > 1  # by accuracy then margin, some classes were kept on the way
+
+
+def test_describe_select_is_describe_with_the_recipe_and_options_still_override(tmp_path: Path) -> None:
+    recipe = {"combine": "descriptions", "class_select": True, "rounds": 0, "class_gain": 2}
+    named, named_llm = _run(tmp_path, "describe_select", {"start": START}, describer(), name="named")
+    spelled, spelled_llm = _run(tmp_path, "describe", {"start": START, **recipe}, describer(), name="spelled")
+    assert "describe_select" in METHODS.names() and "class_gain=2" in METHODS.help["describe_select"]
+    settings = build_method("describe_select", {}).settings
+    assert {k: getattr(settings, k) for k in recipe} == recipe
+    trials = [[(s.key, s.trial.template, s.trial.train_score) for s in study.store.stored_trials()]
+              for study in (named, spelled)]
+    assert trials[0] == trials[1] and any(key == "desc/class0" for key, _, _ in trials[0])
+    assert [_user(r) for r in named_llm.requests] == [_user(r) for r in spelled_llm.requests]
+    assert not any(key.startswith("desc/r") for key, _, _ in trials[0])  # rounds=0: no rewrite
+    rewritten, _ = _run(tmp_path, "describe_select", {"start": START, "rounds": 1}, describer(), name="override")
+    assert any(s.key == "desc/r0" for s in rewritten.store.stored_trials())

@@ -31,6 +31,7 @@ METHODS: Registry[Proposer] = Registry(
         "gepa": "promptclimb.proposers.gepa_adapter:build",
         "ensemble": "promptclimb.proposers.ensemble:build",
         "describe": "promptclimb.proposers.describe:build",
+        "describe_select": "promptclimb.proposers.describe:build_select",
         "hill_climb+describe": "promptclimb.proposers.describe:build_after_hill_climb",
     },
     help={
@@ -53,6 +54,8 @@ METHODS: Registry[Proposer] = Registry(
                     "(mean of text embeddings; needs a zero-shot scorer)",
         "describe": "per-class descriptions written by the LLM, the worst classes' rewritten with their "
                     "errors fed back (CuPL-style; needs a zero-shot scorer)",
+        "describe_select": "describe's first descriptions only, each class's kept if 2 more train images "
+                           "come out right (combine=descriptions, class_select, class_gain=2, rounds=0)",
         "hill_climb+describe": "hill_climb, then describe from its best template",
         "gepa": "peer: GEPA (the gepa package: pip install promptclimb with the gepa extra) with class-level feedback",
     },

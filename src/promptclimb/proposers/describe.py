@@ -15,6 +15,9 @@ kept when it scores better on train (accuracy, then mean margin), as in hill cli
 one trial, one scorer query. A reply with no usable line (no class, the wrong class) is a failed
 trial; the run goes on. It needs a scorer that embeds per-class texts (checked at setup).
 
+``describe_select`` is ``describe`` with the options of SELECT_RECIPE (below), the recipe a
+pre-registered grid found better than hill climbing.
+
 ``hill_climb+describe`` runs the paper's hill climbing first (its restarts one after another in
 one stream, so each sees the trials before it; its share of the budget is its own counts:
 restarts x resets x iterations x per_iteration queries), then ``describe`` from the best template.
@@ -232,6 +235,16 @@ def build(arg: str, *, options: dict[str, Any]) -> DescribeProposer:
     if arg:
         raise ValueError(f"method 'describe' takes no argument after ':' (got {arg!r})")
     return DescribeProposer(DescribeSettings.model_validate(options))
+
+
+# The recipe the sixth pre-registered grid tested (README, "Beyond the paper"): the first set of
+# descriptions alone, then each class's kept only if 2 more train images come out right; no rewrites.
+SELECT_RECIPE: dict[str, Any] = {"combine": "descriptions", "class_select": True, "rounds": 0, "class_gain": 2}
+
+
+def build_select(arg: str, *, options: dict[str, Any]) -> DescribeProposer:
+    """``describe_select``: ``describe`` with SELECT_RECIPE; options given still override it."""
+    return build(arg, options={**SELECT_RECIPE, **options})
 
 
 def build_after_hill_climb(arg: str, *, options: dict[str, Any]) -> HillClimbDescribeProposer:
