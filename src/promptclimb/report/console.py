@@ -51,7 +51,7 @@ class ConsoleProgress:
         at_origin = not trial.restart + trial.reset + trial.iteration
         label, style = _state(trial)
         # the pool is plain templates no LLM call wrote (selection.pool_trials); describe's class
-        # step and ensemble's sets are written without a call too, but are not the pool
+        # step also scores sets with no new call, at iteration 0, but they are not the pool
         in_pool = (trial.exchange_id is None and (trial.error is None or label == "pruned") and at_origin
                    and not is_set_key(trial.template))
         where = "pool" if in_pool else f"r{trial.restart} n{trial.reset} k{trial.iteration}"
