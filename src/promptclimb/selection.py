@@ -111,10 +111,15 @@ class MarginSelector(_KeySelector):
         return (-_margin(t), -(t.train_score or 0.0), t.number)
 
 
+def written_as_pool(t: Trial) -> bool:
+    """A plain template no LLM call wrote: a method's prompt sets (describe's class step scores
+    some with no new call) are not the starting pool."""
+    return t.exchange_id is None and not is_set_key(t.template)
+
+
 def pool_trials(trials: Sequence[Trial]) -> list[Trial]:
-    """The starting pool's complete plain templates: trials no LLM call wrote."""
-    return [t for t in trials if t.exchange_id is None and t.state is TrialState.COMPLETE and t.template
-            and not is_set_key(t.template)]  # a method's prompt sets are not the starting pool
+    """The starting pool's complete plain templates."""
+    return [t for t in trials if written_as_pool(t) and t.state is TrialState.COMPLETE and t.template]
 
 
 def sign_test_z(mine: np.ndarray, theirs: np.ndarray) -> float:

@@ -10,9 +10,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from promptclimb.candidate import Trial, TrialState
-from promptclimb.prompt_set import is_set_key, short_form
+from promptclimb.prompt_set import short_form
 from promptclimb.proposers.base import format_score
-from promptclimb.selection import BestTrainSelector
+from promptclimb.selection import BestTrainSelector, written_as_pool
 
 _STATE_STYLE = {TrialState.COMPLETE: "green", TrialState.FAILED: "red", TrialState.DUPLICATE: "yellow"}
 PRUNED = "pruned by racing"  # racing.py's error prefix: a failed trial shown as "pruned"
@@ -50,10 +50,7 @@ class ConsoleProgress:
         images = f"{u.scorer_images}" + (f"/{b.scorer_images}" if b.scorer_images else "")
         at_origin = not trial.restart + trial.reset + trial.iteration
         label, style = _state(trial)
-        # the pool is plain templates no LLM call wrote (selection.pool_trials); describe's class
-        # step also scores sets with no new call, at iteration 0, but they are not the pool
-        in_pool = (trial.exchange_id is None and (trial.error is None or label == "pruned") and at_origin
-                   and not is_set_key(trial.template))
+        in_pool = written_as_pool(trial) and (trial.error is None or label == "pruned") and at_origin
         where = "pool" if in_pool else f"r{trial.restart} n{trial.reset} k{trial.iteration}"
         what = escape(short_form(trial.template, 80) or (trial.error or "")[:60])
         self.console.print(
